@@ -1,0 +1,80 @@
+"""Shared machinery for models whose intervals come from their own backtest residuals."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from forecastscaler.models.base import (
+    DEFAULT_QUANTILES,
+    FloatArray,
+    Forecast,
+    Forecaster,
+    NotFitted,
+)
+from forecastscaler.models.calibration import (
+    IntArray,
+    actuals,
+    conformal_offsets,
+    mae_at,
+    origins,
+    quantile_paths,
+)
+from forecastscaler.models.history import future_index, infer_step
+
+
+class CalibratedForecaster(Forecaster):
+    """A model that backtests itself at every fit and calibrates intervals on the residuals.
+
+    Subclasses say how to forecast from many origins at once (`_backtest`) and from the end of
+    the history (`_point`); fitting, calibration and quantile paths are shared.
+    """
+
+    def __init__(self, horizon: int = 5, max_origins: int = 1500) -> None:
+        if horizon < 1:
+            raise ValueError("horizon must be at least one step")
+        self.horizon = horizon
+        self.max_origins = max_origins
+
+    @abstractmethod
+    def _backtest(self, values: FloatArray, at: IntArray) -> FloatArray:
+        """(origins, horizon) point forecasts made at each origin from values[: t + 1]."""
+
+    @abstractmethod
+    def _point(self, horizon: int) -> FloatArray:
+        """Point forecast for the steps after the end of the fitted history."""
+
+    def _warm(self) -> int:
+        """First origin with enough history behind it."""
+        return 1
+
+    def _calibrate(self, raw: FloatArray, values: FloatArray) -> None:
+        at = origins(len(values), self.horizon, self._warm(), self.max_origins)
+        if len(at) == 0:
+            self.residuals_: FloatArray = np.zeros((0, self.horizon))
+            self.backtest_error_: float | None = None
+            return
+        self.residuals_ = actuals(raw, at, self.horizon) - self._backtest(values, at)
+        self.backtest_error_ = mae_at(self.residuals_, self.horizon)
+
+    def _remember_series(self, series: pd.Series) -> None:
+        self.index_ = pd.DatetimeIndex(series.index)
+        self.step_ = infer_step(self.index_)
+        self.n_obs_ = int(np.count_nonzero(np.isfinite(series.to_numpy(dtype=np.float64))))
+
+    def predict(self, horizon: int, quantiles: Sequence[float] = DEFAULT_QUANTILES) -> Forecast:
+        if not hasattr(self, "index_"):
+            raise NotFitted(f"{self.name} must be fitted before predict")
+        if horizon < 1:
+            raise ValueError("horizon must be at least one step")
+        point = np.maximum(np.nan_to_num(self._point(horizon), nan=0.0), 0.0)
+        offsets = conformal_offsets(self.residuals_, quantiles)
+        return Forecast(
+            index=future_index(self.index_, horizon, self.step_),
+            point=point,
+            quantiles=quantile_paths(point, offsets, quantiles),
+            model=self.name,
+        )

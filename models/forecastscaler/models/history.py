@@ -1,0 +1,74 @@
+"""Cleaning metric histories into what the models expect.
+
+Real metrics have gaps, duplicated or unsorted samples, negative values from counter resets and
+NaN. Every model goes through the same cleaning so they all see the same series.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from forecastscaler.models.base import FloatArray, InsufficientHistory
+
+
+def infer_step(index: pd.DatetimeIndex) -> pd.Timedelta:
+    """The series' step: the most common spacing between samples (at any datetime unit)."""
+    if len(index) < 2:
+        raise ValueError("cannot infer a step from fewer than two timestamps")
+    deltas = pd.Series(index[1:] - index[:-1])
+    deltas = deltas[deltas > pd.Timedelta(0)]
+    if deltas.empty:
+        raise ValueError("all timestamps are equal")
+    return pd.Timedelta(deltas.mode().iloc[0])
+
+
+def regularize(y: pd.Series, step: pd.Timedelta | None = None) -> pd.Series:
+    """Sorted, de-duplicated, on a regular grid of `step`, with NaN for every gap and for
+    values that cannot be load (negative, infinite)."""
+    if not isinstance(y.index, pd.DatetimeIndex):
+        raise TypeError("history must have a DatetimeIndex")
+    s = pd.to_numeric(y, errors="coerce").astype("float64")
+    s = s[~s.index.duplicated(keep="last")].sort_index()
+    values = s.to_numpy(copy=True)
+    values[~np.isfinite(values) | (values < 0)] = np.nan
+    s = pd.Series(values, index=s.index)
+    if len(s) < 2:
+        return s
+    step = step or infer_step(pd.DatetimeIndex(s.index))
+    grid = pd.date_range(s.index[0], s.index[-1], freq=step)
+    # Snap samples to the grid (tolerating scrape jitter) instead of requiring exact stamps.
+    return s.reindex(grid, method="nearest", tolerance=step / 2)
+
+
+def fill_gaps(values: FloatArray) -> FloatArray:
+    """Linear interpolation inside gaps, carried flat at the ends. All-NaN stays all-NaN."""
+    out = np.asarray(values, dtype=np.float64).copy()
+    ok = np.isfinite(out)
+    if ok.all() or not ok.any():
+        return out
+    idx = np.arange(len(out))
+    out[~ok] = np.interp(idx[~ok], idx[ok], out[ok])
+    return out
+
+
+def valid_count(y: pd.Series) -> int:
+    """Observations that are usable load values."""
+    values = y.to_numpy(dtype=np.float64)
+    return int(np.count_nonzero(np.isfinite(values) & (values >= 0)))
+
+
+def future_index(index: pd.DatetimeIndex, horizon: int, step: pd.Timedelta) -> pd.DatetimeIndex:
+    """Timestamps of the `horizon` steps after the end of `index`."""
+    return pd.date_range(index[-1] + step, periods=horizon, freq=step)
+
+
+def prepare(y: pd.Series, model: str, needed: int) -> tuple[pd.Series, FloatArray, FloatArray]:
+    """(regular series, raw values with NaN, gap-filled values); raises InsufficientHistory
+    when fewer than `needed` observations are usable."""
+    series = regularize(y)
+    got = valid_count(series)
+    if got < needed or len(series) < 2:
+        raise InsufficientHistory(model, max(needed, 2), got)
+    raw = series.to_numpy(dtype=np.float64)
+    return series, raw, fill_gaps(raw)

@@ -1,0 +1,408 @@
+"""The ForecastScaler API (forecastscaler.io/v1alpha1), as pydantic models.
+
+These models are the single source of truth: the CRD in crds/ is generated from them
+(`forecastscaler crd`), the operator parses every object through them, and the simulator reads
+the same manifest a user applies. Field descriptions become `kubectl explain` text, so they are
+written for the person reading it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+GROUP = "forecastscaler.io"
+VERSION = "v1alpha1"
+KIND = "ForecastScaler"
+PLURAL = "forecastscalers"
+SINGULAR = "forecastscaler"
+SHORT_NAMES = ("fsc",)
+
+_DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d|w))+$"
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d|w)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+Duration = Annotated[
+    str,
+    Field(
+        pattern=_DURATION_PATTERN,
+        json_schema_extra={"example": "5m"},
+    ),
+]
+
+
+def parse_duration(value: str) -> float:
+    """Seconds in a Prometheus-style duration such as `90s`, `5m`, `1h30m` or `7d`."""
+    if not re.fullmatch(_DURATION_PATTERN, value):
+        raise ValueError(f"invalid duration {value!r}: use a number and a unit (ms, s, m, h, d, w)")
+    return sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(value))
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest readable duration for a number of seconds (`300` → `5m`)."""
+    for unit in ("w", "d", "h", "m", "s"):
+        size = _UNIT_SECONDS[unit]
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+
+# --------------------------------------------------------------------------------------- spec
+
+
+class ScaleTargetRef(_Model):
+    """The workload to scale: any resource that has a scale subresource (Deployment,
+    StatefulSet, ReplicaSet, or a custom resource that implements /scale)."""
+
+    api_version: str = Field(
+        default="apps/v1", description="API version of the target, for example apps/v1."
+    )
+    kind: str = Field(min_length=1, description="Kind of the target, for example Deployment.")
+    name: str = Field(
+        min_length=1, description="Name of the target, in the ForecastScaler's namespace."
+    )
+
+
+class SecretKeySelector(_Model):
+    """A key of a Secret in the ForecastScaler's namespace."""
+
+    name: str = Field(min_length=1, description="Name of the Secret.")
+    key: str = Field(default="token", min_length=1, description="Key in the Secret's data.")
+
+
+class PrometheusSpec(_Model):
+    """Where to read the metric, when not from the operator's default Prometheus."""
+
+    address: str | None = Field(
+        default=None,
+        description=(
+            "Base URL of the Prometheus HTTP API, for example "
+            "http://prometheus-operated.monitoring:9090. Defaults to the operator's "
+            "--prometheus-url setting."
+        ),
+    )
+    bearer_token_secret_ref: SecretKeySelector | None = Field(
+        default=None,
+        description="Secret key holding a bearer token sent as 'Authorization: Bearer'.",
+    )
+    insecure_skip_tls_verify: bool = Field(
+        default=False, description="Skip TLS certificate verification (for testing only)."
+    )
+
+
+class MetricSpec(_Model):
+    """The load signal: a PromQL query, and how much of it one replica serves."""
+
+    query: str = Field(
+        min_length=1,
+        description=(
+            "PromQL expression returning exactly one series: the total load on the workload, "
+            'for example sum(rate(http_requests_total{app="web"}[1m])). It is evaluated as a '
+            "range query for history and as an instant query for the current load."
+        ),
+    )
+    target_per_replica: float = Field(
+        gt=0,
+        description=(
+            "Load one replica is meant to serve, in the query's unit (like an HPA "
+            "AverageValue target). Desired replicas = ceil(load / targetPerReplica)."
+        ),
+    )
+    prometheus: PrometheusSpec | None = Field(
+        default=None, description="Prometheus to query; defaults to the operator's setting."
+    )
+
+
+ModelName = Literal["ensemble", "seasonalBlend", "seasonalNaive", "lastValue"]
+
+
+class ForecastSpec(_Model):
+    """How the load is forecast."""
+
+    horizon: Duration = Field(
+        default="5m",
+        description=(
+            "How far ahead to provision. Set it to the workload's pod start-up time plus one "
+            "interval, so replicas asked for now are ready when the forecast load arrives. "
+            "The default, 5m, covers start-ups of up to about 4 minutes at the 30s interval."
+        ),
+    )
+    history: Duration = Field(
+        default="7d",
+        description="How much metric history to learn from (weekly patterns need 14d).",
+    )
+    step: Duration = Field(
+        default="1m",
+        description="Resolution of the history and of the forecast (the range query step).",
+    )
+    quantile: float = Field(
+        default=0.9,
+        ge=0.5,
+        le=0.99,
+        description=(
+            "Forecast quantile to provision for: 0.9 means capacity for a load the forecast "
+            "expects to be exceeded only 10% of the time."
+        ),
+    )
+    retrain_interval: Duration = Field(
+        default="1h",
+        description=(
+            "How often the model is refitted on the full history. Between refits it is "
+            "updated with new observations without relearning."
+        ),
+    )
+    models: list[ModelName] = Field(
+        default=["ensemble"],
+        min_length=1,
+        description=(
+            "Forecasting models. 'ensemble' is the default combination; the others name "
+            "single models (seasonalBlend, seasonalNaive, lastValue). With several, the one "
+            "with the lowest backtest error at the horizon is used."
+        ),
+    )
+
+
+AnomalyAction = Literal["FreezeScaleDown", "ReactiveOnly", "Ignore"]
+
+
+class AnomalySpec(_Model):
+    """What to do when the load does something the forecast did not expect."""
+
+    enabled: bool = Field(default=True, description="Score every observation for anomalies.")
+    action: AnomalyAction = Field(
+        default="FreezeScaleDown",
+        description=(
+            "While the anomaly score is at or above the threshold: FreezeScaleDown keeps "
+            "scaling up but never down; ReactiveOnly ignores the forecast and follows the "
+            "current load like an HPA; Ignore only reports it."
+        ),
+    )
+    threshold: float = Field(
+        default=0.8, ge=0, le=1, description="Anomaly score (0 to 1) from which action applies."
+    )
+
+
+class ScalingPolicy(_Model):
+    """One rate limit, exactly as in HPA autoscaling/v2."""
+
+    type: Literal["Pods", "Percent"] = Field(
+        description="Pods: an absolute number of replicas; Percent: a share of the current ones."
+    )
+    value: int = Field(gt=0, description="Amount of change the policy allows (pods or percent).")
+    period_seconds: int = Field(
+        gt=0, le=1800, description="Window over which the change is counted (1 to 1800 s)."
+    )
+
+
+class ScalingRules(_Model):
+    """Rules for one direction, with the HPA's semantics and defaults."""
+
+    stabilization_window_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=3600,
+        description=(
+            "Past recommendations considered before scaling: scale-down takes the highest of "
+            "the window, scale-up the lowest. Default 0 for scaleUp, 300 for scaleDown."
+        ),
+    )
+    select_policy: Literal["Max", "Min", "Disabled"] | None = Field(
+        default=None,
+        description=(
+            "Which policy applies when several do: Max (the default) allows the largest "
+            "change, Min the smallest, Disabled turns this direction off."
+        ),
+    )
+    policies: list[ScalingPolicy] | None = Field(
+        default=None,
+        description=(
+            "Rate limits. Default scaleUp: 100% or 4 pods per 15s, whichever is more; "
+            "default scaleDown: 100% per 15s."
+        ),
+    )
+
+
+class Behavior(_Model):
+    """Scaling behavior, the same shape and semantics as HPA autoscaling/v2 `behavior`."""
+
+    scale_up: ScalingRules | None = Field(default=None, description="Rules for scaling up.")
+    scale_down: ScalingRules | None = Field(default=None, description="Rules for scaling down.")
+    tolerance: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description=(
+            "No change is made while load / (targetPerReplica x current replicas) is within "
+            "1 ± tolerance (the HPA's --horizontal-pod-autoscaler-tolerance)."
+        ),
+    )
+
+
+class FallbackSpec(_Model):
+    """What to do while the metric cannot be read (like KEDA's fallback)."""
+
+    failure_threshold: int = Field(
+        default=3,
+        ge=1,
+        description="Consecutive failed syncs before the Fallback condition is set.",
+    )
+    replicas: int | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "Replicas to hold at least while in fallback. Unset: hold the current count. "
+            "Fallback never scales down: the operator does not remove capacity on data it "
+            "does not have."
+        ),
+    )
+
+
+class ForecastScalerSpec(_Model):
+    """Desired state of a ForecastScaler: which workload to scale, on which load, and how."""
+
+    scale_target_ref: ScaleTargetRef = Field(description="The workload to scale.")
+    min_replicas: int = Field(default=1, ge=1, description="Lower bound on replicas.")
+    max_replicas: int = Field(ge=1, description="Upper bound on replicas.")
+    metric: MetricSpec = Field(description="The load, read from Prometheus.")
+    forecast: ForecastSpec = Field(
+        default_factory=ForecastSpec, description="How the load is forecast."
+    )
+    anomaly: AnomalySpec = Field(
+        default_factory=AnomalySpec, description="Anomaly detection and what it does."
+    )
+    behavior: Behavior = Field(
+        default_factory=Behavior,
+        description="Scaling behavior, as in HPA autoscaling/v2, plus tolerance.",
+    )
+    mode: Literal["Active", "DryRun"] = Field(
+        default="Active",
+        description="Active scales the target; DryRun does everything but write the scale.",
+    )
+    interval: Duration = Field(default="30s", description="How often to decide (sync period).")
+    fallback: FallbackSpec = Field(
+        default_factory=FallbackSpec, description="Behaviour while the metric is unavailable."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ForecastScalerSpec:
+        # Cross-field rules the CRD schema of Kubernetes 1.20 cannot express (no CEL there).
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"minReplicas ({self.min_replicas}) is greater than maxReplicas "
+                f"({self.max_replicas})"
+            )
+        step = parse_duration(self.forecast.step)
+        if step <= 0:
+            raise ValueError("forecast.step must be positive")
+        if parse_duration(self.forecast.history) < 3 * step:
+            raise ValueError("forecast.history must cover at least three steps")
+        if parse_duration(self.forecast.horizon) <= 0:
+            raise ValueError("forecast.horizon must be positive")
+        if parse_duration(self.interval) < 1:
+            raise ValueError("interval must be at least 1s")
+        return self
+
+    @property
+    def interval_seconds(self) -> float:
+        return parse_duration(self.interval)
+
+
+# ------------------------------------------------------------------------------------- status
+
+ConditionType = Literal[
+    "Ready", "ForecastReady", "AbleToScale", "ScalingLimited", "AnomalyDetected", "Fallback"
+]
+
+
+class Condition(_Model):
+    """A Kubernetes condition (type, status, reason, message)."""
+
+    type: str = Field(description="Ready, ForecastReady, AbleToScale, ScalingLimited, ...")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field(description="One CamelCase word machines can match on.")
+    message: str = Field(default="", description="What happened, for a person.")
+    last_transition_time: str | None = Field(
+        default=None, description="When status last changed (RFC 3339)."
+    )
+    observed_generation: int | None = Field(
+        default=None, description="The .metadata.generation the condition was computed for."
+    )
+
+
+class ForecastStatus(_Model):
+    """The forecast the last decision acted on."""
+
+    value: float = Field(description="The provisioned quantile of the load at the horizon.")
+    point: float = Field(description="The point (median-like) forecast at the horizon.")
+    lower: float = Field(description="Lower end of the prediction interval at the horizon.")
+    upper: float = Field(description="Upper end of the prediction interval at the horizon.")
+    quantile: float = Field(description="The quantile `value` is.")
+    horizon_seconds: float = Field(description="How far ahead, in seconds.")
+    model: str = Field(description="The model that produced it.")
+    fitted_at: str = Field(description="When the model was last fitted (RFC 3339).")
+    history_points: int = Field(description="Observations the model was fitted on.")
+
+
+class DecisionStatus(_Model):
+    """The last replica decision and why it was made."""
+
+    time: str = Field(description="When it was made (RFC 3339).")
+    desired_replicas: int = Field(description="Replicas it asked for.")
+    reason: str = Field(
+        description=(
+            "Which signal won: Forecast, Reactive, MinReplicas, MaxReplicas, Stabilized, "
+            "RateLimited, Tolerance, Fallback, Anomaly, NoData or ScalingDisabled."
+        )
+    )
+    message: str = Field(description="The numbers behind the decision.")
+    forecast_replicas: int | None = Field(
+        default=None, description="Replicas the forecast alone asked for."
+    )
+    reactive_replicas: int | None = Field(
+        default=None, description="Replicas the current load alone asked for."
+    )
+
+
+class ForecastScalerStatus(_Model):
+    """Observed state of a ForecastScaler, written by the operator."""
+
+    observed_generation: int | None = Field(
+        default=None, description="The .metadata.generation last acted on."
+    )
+    current_replicas: int | None = Field(default=None, description="Replicas the target has.")
+    desired_replicas: int | None = Field(
+        default=None, description="Replicas last decided (written in Active mode)."
+    )
+    current_load: float | None = Field(default=None, description="The metric's current value.")
+    last_scale_time: str | None = Field(
+        default=None, description="When the operator last changed the target's replicas."
+    )
+    forecast: ForecastStatus | None = Field(default=None, description="The forecast acted on.")
+    last_decision: DecisionStatus | None = Field(default=None, description="The last decision.")
+    conditions: list[Condition] = Field(
+        default_factory=list, description="Ready, ForecastReady, AbleToScale, and more."
+    )
+
+
+class ForecastScaler(_Model):
+    """ForecastScaler scales a workload ahead of the load its metric is forecast to reach."""
+
+    api_version: Literal["forecastscaler.io/v1alpha1"] = Field(
+        default="forecastscaler.io/v1alpha1", description="forecastscaler.io/v1alpha1"
+    )
+    kind: Literal["ForecastScaler"] = Field(default="ForecastScaler", description=KIND)
+    metadata: dict[str, object] = Field(default_factory=dict, description="Standard metadata.")
+    spec: ForecastScalerSpec = Field(description="Desired behaviour.")
+    status: ForecastScalerStatus | None = Field(default=None, description="Observed state.")

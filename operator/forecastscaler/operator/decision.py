@@ -1,0 +1,311 @@
+"""The replica decision: one pure function shared by the operator and the simulator.
+
+`decide` takes the spec, what was observed, the forecast and the autoscaler's memory, and returns
+the replicas to ask for with the signal that won and the numbers behind it. No I/O, no clock
+reads, no globals: the caller passes `now`, so the simulator can replay it in virtual time and
+the operator gets exactly the same answer the simulator promised.
+
+Order of work, mirroring the HPA controller: target at zero → scaling disabled; outside
+[min, max] → clamp; no data → hold or fall back; otherwise the forecast and reactive proposals
+(each with the HPA tolerance), the anomaly action, the stabilization windows, the rate policies
+and [min, max].
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+from forecastscaler.operator.api import ForecastScalerSpec, format_duration, parse_duration
+from forecastscaler.operator.behavior import (
+    LimitReason,
+    Recommendation,
+    ScaleEvent,
+    limit_rate,
+    longest_window,
+    resolve_behavior,
+    stabilize,
+)
+
+
+class Reason(StrEnum):
+    """Which signal decided the replica count."""
+
+    FORECAST = "Forecast"
+    REACTIVE = "Reactive"
+    TOLERANCE = "Tolerance"
+    MIN_REPLICAS = "MinReplicas"
+    MAX_REPLICAS = "MaxReplicas"
+    STABILIZED = "Stabilized"
+    RATE_LIMITED = "RateLimited"
+    FALLBACK = "Fallback"
+    ANOMALY = "Anomaly"
+    NO_DATA = "NoData"
+    SCALING_DISABLED = "ScalingDisabled"
+
+
+@dataclass(frozen=True)
+class ForecastPath:
+    """A forecast as the decision needs it: absolute times and the quantile paths."""
+
+    times: tuple[float, ...]
+    """Epoch seconds of each forecast step, increasing."""
+    value: tuple[float, ...]
+    """The provisioned quantile at each time."""
+    point: tuple[float, ...]
+    lower: tuple[float, ...]
+    upper: tuple[float, ...]
+    quantile: float
+    model: str
+
+    def at(self, t: float) -> tuple[float, float, float, float] | None:
+        """(value, point, lower, upper) at time t, linearly interpolated; None when t is
+        outside the path (a forecast that does not reach t says nothing about it)."""
+        times = self.times
+        if not times or t < times[0] - 1e-9 or t > times[-1] + 1e-9:
+            return None
+        i = bisect.bisect_left(times, t)
+        if (i < len(times) and abs(times[i] - t) < 1e-9) or i == 0:
+            j = min(i, len(times) - 1)
+            return self.value[j], self.point[j], self.lower[j], self.upper[j]
+        t0, t1 = times[i - 1], times[i]
+        w = (t - t0) / (t1 - t0)
+
+        def lerp(seq: tuple[float, ...]) -> float:
+            return seq[i - 1] + w * (seq[i] - seq[i - 1])
+
+        return lerp(self.value), lerp(self.point), lerp(self.lower), lerp(self.upper)
+
+
+@dataclass(frozen=True)
+class Memory:
+    """What the autoscaler remembers between decisions (the HPA keeps the same in memory)."""
+
+    recommendations: tuple[Recommendation, ...] = ()
+    scale_events: tuple[ScaleEvent, ...] = ()
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Everything a decision looks at, besides the spec."""
+
+    now: float
+    current_replicas: int
+    load: float | None
+    """Current load; None when missing, stale or not a number."""
+    forecast: ForecastPath | None = None
+    forecast_trusted: bool = True
+    anomaly_score: float | None = None
+    consecutive_failures: int = 0
+    """Syncs in a row in which the metric could not be read."""
+    memory: Memory = field(default_factory=Memory)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The desired replica count and its provenance."""
+
+    desired_replicas: int
+    reason: Reason
+    message: str
+    current_replicas: int
+    recommendation: int | None = None
+    """Unstabilized recommendation to remember; None when the sync had no usable data."""
+    forecast_replicas: int | None = None
+    reactive_replicas: int | None = None
+    forecast_value: float | None = None
+    """The provisioned quantile of the load at the horizon."""
+    forecast_at_horizon: tuple[float, float, float, float] | None = None
+    """(value, point, lower, upper) at now + horizon."""
+    load: float | None = None
+    limit_reason: LimitReason = "DesiredWithinRange"
+    stabilized: bool = False
+    fallback: bool = False
+    anomalous: bool = False
+
+    @property
+    def scaling_limited(self) -> bool:
+        return self.limit_reason != "DesiredWithinRange"
+
+    @property
+    def changes_scale(self) -> bool:
+        return self.desired_replicas != self.current_replicas
+
+
+def initial_memory(now: float, current_replicas: int) -> Memory:
+    """Memory for an object seen for the first time. Like the HPA, it is seeded with the current
+    count, so a restarted operator waits a full scale-down window before removing replicas."""
+    return Memory(recommendations=(Recommendation(now, current_replicas),))
+
+
+def _propose(value: float, per_replica: float, current: int, tolerance: float) -> int:
+    """Replicas for a load, or the current count while within tolerance (as the HPA does)."""
+    if current > 0:
+        ratio = value / (per_replica * current)
+        if abs(ratio - 1.0) <= tolerance:
+            return current
+    return max(0, math.ceil(value / per_replica - 1e-9))
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def decide(spec: ForecastScalerSpec, obs: Observation) -> Decision:
+    """The replicas to ask for now, and why."""
+    cur = obs.current_replicas
+    lo, hi = spec.min_replicas, spec.max_replicas
+    base = Decision(desired_replicas=cur, reason=Reason.NO_DATA, message="", current_replicas=cur)
+
+    if cur == 0:
+        return replace(
+            base,
+            reason=Reason.SCALING_DISABLED,
+            message="the target has 0 replicas: scaling is disabled until it is scaled up by hand",
+        )
+    if cur > hi:
+        return replace(
+            base,
+            desired_replicas=hi,
+            reason=Reason.MAX_REPLICAS,
+            message=f"current replicas {cur} are above maxReplicas {hi}",
+            limit_reason="TooManyReplicas",
+        )
+    if cur < lo:
+        return replace(
+            base,
+            desired_replicas=lo,
+            reason=Reason.MIN_REPLICAS,
+            message=f"current replicas {cur} are below minReplicas {lo}",
+            limit_reason="TooFewReplicas",
+        )
+
+    load = obs.load if obs.load is not None and math.isfinite(obs.load) else None
+    if load is not None and load < 0:
+        load = None
+    if load is None:
+        threshold = spec.fallback.failure_threshold
+        if obs.consecutive_failures >= threshold:
+            floor = spec.fallback.replicas if spec.fallback.replicas is not None else cur
+            desired = min(max(cur, floor, lo), hi)
+            return replace(
+                base,
+                desired_replicas=desired,
+                reason=Reason.FALLBACK,
+                fallback=True,
+                message=(
+                    f"metric unavailable for {obs.consecutive_failures} syncs "
+                    f"(failureThreshold {threshold}): holding {desired} replicas, "
+                    "never scaling down without data"
+                ),
+            )
+        return replace(
+            base,
+            message="no current load (missing, stale or not a number): holding replicas",
+        )
+
+    per = spec.metric.target_per_replica
+    tol = spec.behavior.tolerance
+    horizon = parse_duration(spec.forecast.horizon)
+    q_pct = round(spec.forecast.quantile * 100)
+
+    anomalous = (
+        spec.anomaly.enabled
+        and obs.anomaly_score is not None
+        and obs.anomaly_score >= spec.anomaly.threshold
+    )
+    use_forecast = obs.forecast is not None and obs.forecast_trusted
+    if anomalous and spec.anomaly.action == "ReactiveOnly":
+        use_forecast = False
+
+    reactive = _propose(load, per, cur, tol)
+    parts = [f"current load {_fmt(load)} / {_fmt(per)} per replica → {reactive}"]
+    at_horizon = obs.forecast.at(obs.now + horizon) if obs.forecast is not None else None
+    forecast_reps: int | None = None
+    forecast_value: float | None = None
+    if use_forecast and at_horizon is not None:
+        forecast_value = at_horizon[0]
+        forecast_reps = _propose(forecast_value, per, cur, tol)
+        parts.insert(
+            0,
+            f"p{q_pct} forecast {_fmt(forecast_value)} in {format_duration(horizon)} → "
+            f"{forecast_reps}",
+        )
+    elif obs.forecast is None:
+        parts.append("no forecast yet")
+    elif not obs.forecast_trusted:
+        parts.append("forecast not trusted")
+    elif anomalous and spec.anomaly.action == "ReactiveOnly":
+        parts.append("forecast ignored during anomaly")
+    else:
+        parts.append("forecast does not reach the horizon")
+
+    if forecast_reps is not None and forecast_value is not None and forecast_reps > reactive:
+        rec, reason, winner = forecast_reps, Reason.FORECAST, forecast_value
+    else:
+        rec, reason, winner = reactive, Reason.REACTIVE, load
+    if rec == cur and _propose(winner, per, cur, 0.0) != cur:
+        reason = Reason.TOLERANCE
+        parts.append(f"within tolerance {tol:g} of {cur} replicas")
+
+    if anomalous and spec.anomaly.action == "FreezeScaleDown" and rec < cur:
+        rec, reason = cur, Reason.ANOMALY
+        parts.append(f"anomaly score {obs.anomaly_score:.2f}: scale-down frozen")
+    elif anomalous:
+        parts.append(f"anomaly score {obs.anomaly_score:.2f}")
+
+    up, down = resolve_behavior(spec.behavior)
+    stabilized = stabilize(obs.now, cur, rec, obs.memory.recommendations, up, down)
+    desired, limit_reason = limit_rate(
+        obs.now, cur, stabilized, lo, hi, obs.memory.scale_events, up, down
+    )
+    if stabilized != rec:
+        direction = "down" if rec < cur else "up"
+        window = (down if direction == "down" else up).stabilization_window_seconds
+        reason = Reason.STABILIZED
+        parts.append(f"scale-{direction} stabilized over {window}s: {rec} → {stabilized}")
+    if desired != stabilized:
+        reason = {
+            "TooManyReplicas": Reason.MAX_REPLICAS,
+            "TooFewReplicas": Reason.MIN_REPLICAS,
+        }.get(limit_reason, Reason.RATE_LIMITED)
+        parts.append(f"{limit_reason}: {stabilized} → {desired}")
+
+    return Decision(
+        desired_replicas=desired,
+        reason=reason,
+        message="; ".join(parts),
+        current_replicas=cur,
+        recommendation=rec,
+        forecast_replicas=forecast_reps,
+        reactive_replicas=reactive,
+        forecast_value=forecast_value,
+        forecast_at_horizon=at_horizon,
+        load=load,
+        limit_reason=limit_reason,
+        stabilized=stabilized != rec,
+        anomalous=anomalous,
+    )
+
+
+def remember(
+    spec: ForecastScalerSpec, memory: Memory, decision: Decision, now: float, applied: bool
+) -> Memory:
+    """Memory after a decision: its recommendation, and the scale event if it was applied.
+    Entries older than the longest window are dropped, so memory stays bounded."""
+    up, down = resolve_behavior(spec.behavior)
+    cutoff = now - longest_window(up, down)
+    recs: Sequence[Recommendation] = memory.recommendations
+    if decision.recommendation is not None:
+        recs = (*recs, Recommendation(now, decision.recommendation))
+    events: Sequence[ScaleEvent] = memory.scale_events
+    change = decision.desired_replicas - decision.current_replicas
+    if applied and change:
+        events = (*events, ScaleEvent(now, change))
+    return Memory(
+        recommendations=tuple(r for r in recs if r.time > cutoff),
+        scale_events=tuple(e for e in events if e.time > cutoff),
+    )

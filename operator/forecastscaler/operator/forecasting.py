@@ -1,0 +1,153 @@
+"""The fitted model of one ForecastScaler: when to refit, when to just update, and the forecast
+as the decision core wants it. All model work runs in a bounded pool, never on the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from forecastscaler.models.base import Forecast, Forecaster, InsufficientHistory
+from forecastscaler.models.selection import BestOf, make_forecaster
+from forecastscaler.operator.api import ForecastScalerSpec, parse_duration
+from forecastscaler.operator.decision import ForecastPath
+
+
+@dataclass(frozen=True)
+class ModelKey:
+    """Spec fields a fitted model depends on: when one changes, the model is refitted."""
+
+    query: str
+    address: str
+    step: float
+    history: float
+    horizon_steps: int
+    models: tuple[str, ...]
+
+
+def horizon_steps(spec: ForecastScalerSpec) -> int:
+    """The horizon in steps (at least one)."""
+    step = parse_duration(spec.forecast.step)
+    return max(1, math.ceil(parse_duration(spec.forecast.horizon) / step))
+
+
+def model_key(spec: ForecastScalerSpec, address: str) -> ModelKey:
+    return ModelKey(
+        query=spec.metric.query,
+        address=address,
+        step=parse_duration(spec.forecast.step),
+        history=parse_duration(spec.forecast.history),
+        horizon_steps=horizon_steps(spec),
+        models=tuple(spec.forecast.models),
+    )
+
+
+@dataclass
+class ModelState:
+    """A ForecastScaler's model and the history it has seen."""
+
+    key: ModelKey | None = None
+    model: Forecaster | None = None
+    fitted_at: float | None = None
+    history: pd.Series = field(default_factory=lambda: pd.Series(dtype="float64"))
+
+    def needs_refit(self, key: ModelKey, now: float, retrain_seconds: float) -> bool:
+        return (
+            self.model is None
+            or self.key != key
+            or self.fitted_at is None
+            or now - self.fitted_at >= retrain_seconds
+        )
+
+    def reset(self, key: ModelKey) -> None:
+        self.key, self.model, self.fitted_at = key, None, None
+        self.history = pd.Series(dtype="float64")
+
+    def merge_history(self, fresh: pd.Series, window_seconds: float, now: float) -> None:
+        """Add newly fetched points (newer values win) and forget what left the window."""
+        joined = pd.concat([self.history, fresh]) if len(self.history) else fresh
+        joined = joined[~joined.index.duplicated(keep="last")].sort_index()
+        cutoff = pd.Timestamp(now - window_seconds, unit="s", tz="UTC")
+        self.history = joined[joined.index >= cutoff]
+
+    @property
+    def model_name(self) -> str:
+        if isinstance(self.model, BestOf):
+            return self.model.chosen_.name
+        return self.model.name if self.model is not None else ""
+
+
+def _fit(names: tuple[str, ...], steps: int, history: pd.Series) -> Forecaster:
+    return make_forecaster(names, steps).fit(history)
+
+
+def _update(model: Forecaster, history: pd.Series) -> Forecaster:
+    return model.update(history)
+
+
+def _predict(model: Forecaster, steps: int, quantiles: tuple[float, ...]) -> Forecast:
+    return model.predict(steps, quantiles)
+
+
+async def refresh(state: ModelState, spec: ForecastScalerSpec, now: float, pool: Executor) -> None:
+    """Refit (on schedule or when the spec changed) or update the model, in the pool.
+    Raises InsufficientHistory when even the simplest model cannot fit."""
+    loop = asyncio.get_running_loop()
+    key = state.key
+    assert key is not None
+    retrain = parse_duration(spec.forecast.retrain_interval)
+    if state.needs_refit(key, now, retrain):
+        model = await loop.run_in_executor(pool, _fit, key.models, key.horizon_steps, state.history)
+        state.model, state.fitted_at = model, now
+    else:
+        assert state.model is not None
+        await loop.run_in_executor(pool, _update, state.model, state.history)
+
+
+async def forecast_path(
+    state: ModelState, spec: ForecastScalerSpec, now: float, pool: Executor
+) -> ForecastPath | None:
+    """The forecast from the end of the history to beyond now + horizon; None if the history
+    ends too long ago for the forecast to say anything about now (stale data)."""
+    if state.model is None or not len(state.history):
+        return None
+    loop = asyncio.get_running_loop()
+    step = parse_duration(spec.forecast.step)
+    horizon = parse_duration(spec.forecast.horizon)
+    last = pd.Timestamp(state.history.index[-1]).timestamp()
+    if now - last > horizon:
+        return None
+    steps = max(1, math.ceil((now + horizon - last) / step) + 1)
+    q = spec.forecast.quantile
+    levels = (round(1 - q, 6), 0.5, q)
+    fc = await loop.run_in_executor(pool, _predict, state.model, steps, levels)
+    times = tuple(pd.Timestamp(t).timestamp() for t in fc.index)
+    return ForecastPath(
+        times=times,
+        value=tuple(float(v) for v in fc.quantile(q)),
+        point=tuple(float(v) for v in fc.point),
+        lower=tuple(float(v) for v in fc.quantile(levels[0])),
+        upper=tuple(float(v) for v in fc.quantile(q)),
+        quantile=q,
+        model=state.model_name,
+    )
+
+
+def rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+__all__ = [
+    "InsufficientHistory",
+    "ModelKey",
+    "ModelState",
+    "forecast_path",
+    "horizon_steps",
+    "model_key",
+    "refresh",
+    "rfc3339",
+]

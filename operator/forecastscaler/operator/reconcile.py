@@ -1,0 +1,548 @@
+"""One sync of one ForecastScaler: fetch, forecast, decide, apply, report.
+
+Split like the HPA controller: reading the target and the metric (blocking I/O, in threads),
+forecasting (in the bounded fit pool), deciding (the pure core), writing the scale, and
+reporting (status, conditions, Events). Every failure is caught here, turned into a condition
+and an Event, and never turned into a scale-down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from forecastscaler.models.anomaly import residual_score
+from forecastscaler.models.base import InsufficientHistory
+from forecastscaler.operator import conditions as cond
+from forecastscaler.operator.api import (
+    Condition,
+    ForecastScalerSpec,
+    format_duration,
+    parse_duration,
+)
+from forecastscaler.operator.decision import (
+    Decision,
+    ForecastPath,
+    Memory,
+    Observation,
+    Reason,
+    decide,
+    initial_memory,
+    remember,
+)
+from forecastscaler.operator.forecasting import (
+    ModelState,
+    forecast_path,
+    model_key,
+    refresh,
+    rfc3339,
+)
+from forecastscaler.operator.kube import Kube, Scale, SecretError, TargetError
+from forecastscaler.operator.prometheus import Endpoint, MetricError, PrometheusSource
+from forecastscaler.operator.settings import OperatorConfig
+
+# Posts a Kubernetes Event: (object body, type, reason, message). kopf.event in the operator.
+EventSink = Callable[[Mapping[str, Any], str, str, str], None]
+
+AnyLogger = logging.Logger | logging.LoggerAdapter[Any]
+
+DEFAULT_INTERVAL = 30.0
+
+
+@dataclass
+class ObjectState:
+    """What the operator remembers about one ForecastScaler between syncs (in memory, like
+    the HPA; a restarted operator re-seeds it conservatively)."""
+
+    memory: Memory | None = None
+    failures: int = 0
+    model: ModelState = field(default_factory=ModelState)
+    last_forecast: ForecastPath | None = None
+    last_dry_run: int | None = None
+    last_scale_time: str | None = None
+
+
+@dataclass
+class Services:
+    """Operator-wide collaborators, created once at startup."""
+
+    kube: Kube
+    config: OperatorConfig
+    pool: Executor
+    emit: EventSink
+    clock: Callable[[], float] = time.time
+    _sources: dict[Endpoint, PrometheusSource] = field(default_factory=dict)
+
+    def source(self, endpoint: Endpoint) -> PrometheusSource:
+        if endpoint not in self._sources:
+            self._sources[endpoint] = PrometheusSource(endpoint)
+        return self._sources[endpoint]
+
+
+@dataclass
+class Outcome:
+    """Everything one sync learned, for status and conditions."""
+
+    spec: ForecastScalerSpec
+    scale: Scale | None = None
+    target_error: TargetError | None = None
+    load: float | None = None
+    metric_error: MetricError | SecretError | None = None
+    forecast: ForecastPath | None = None
+    forecast_problem: tuple[str, str] | None = None
+    anomaly_score: float | None = None
+    decision: Decision | None = None
+    applied: bool = False
+    write_error: TargetError | None = None
+
+
+def _sig(x: float | None, digits: int = 4) -> float | None:
+    """Round to significant digits, so status does not churn on noise."""
+    if x is None or not math.isfinite(x) or x == 0:
+        return None if x is None or not math.isfinite(x) else 0.0
+    return round(x, digits - 1 - math.floor(math.log10(abs(x))))
+
+
+def validation_message(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "spec"
+        parts.append(f"spec.{where}: {err['msg']}" if where != "spec" else err["msg"])
+    return "; ".join(parts)
+
+
+class Reconciler:
+    """Runs syncs; one instance serves every ForecastScaler."""
+
+    def __init__(self, services: Services) -> None:
+        self.s = services
+
+    async def sync(
+        self,
+        body: Mapping[str, Any],
+        state: ObjectState,
+        logger: AnyLogger,
+    ) -> float:
+        """One sync; returns the seconds until the next."""
+        meta = body.get("metadata", {})
+        name, namespace = meta.get("name", ""), meta.get("namespace", "")
+        generation = meta.get("generation")
+        now = self.s.clock()
+        try:
+            spec = ForecastScalerSpec.model_validate(body.get("spec", {}))
+        except ValidationError as exc:
+            message = validation_message(exc)
+            logger.warning("invalid ForecastScaler %s/%s: %s", namespace, name, message)
+            await self._report_invalid(body, message, now, generation)
+            return DEFAULT_INTERVAL
+
+        out = Outcome(spec=spec)
+        await self._read_target(out, namespace)
+        await self._read_metric(out, state, namespace, now)
+        await self._forecast(out, state, now, logger)
+        self._score_anomaly(out, state, now)
+        self._decide(out, state, now)
+        await self._apply(out, state, namespace, now, body, logger)
+        await self._report(body, out, state, now, generation, logger)
+        return spec.interval_seconds
+
+    # ------------------------------------------------------------------------------ reading
+
+    async def _read_target(self, out: Outcome, namespace: str) -> None:
+        try:
+            out.scale = await asyncio.to_thread(
+                self.s.kube.get_scale, namespace, out.spec.scale_target_ref
+            )
+        except TargetError as exc:
+            out.target_error = exc
+
+    async def _endpoint(self, spec: ForecastScalerSpec, namespace: str) -> Endpoint:
+        prom = spec.metric.prometheus
+        address = (prom.address if prom and prom.address else None) or self.s.config.prometheus_url
+        token = None
+        if prom and prom.bearer_token_secret_ref:
+            ref = prom.bearer_token_secret_ref
+            token = await asyncio.to_thread(
+                self.s.kube.read_secret_key, namespace, ref.name, ref.key
+            )
+        return Endpoint(
+            url=address,
+            bearer_token=token,
+            verify_tls=not (prom.insecure_skip_tls_verify if prom else False),
+            timeout_seconds=self.s.config.prometheus_timeout,
+        )
+
+    async def _read_metric(
+        self, out: Outcome, state: ObjectState, namespace: str, now: float
+    ) -> None:
+        spec = out.spec
+        try:
+            endpoint = await self._endpoint(spec, namespace)
+        except SecretError as exc:
+            out.metric_error = exc
+            state.failures += 1
+            return
+        key = model_key(spec, endpoint.url)
+        if state.model.key != key:
+            state.model.reset(key)
+        source = self.s.source(endpoint)
+        step = parse_duration(spec.forecast.step)
+        window = parse_duration(spec.forecast.history)
+        at = datetime.fromtimestamp(now, UTC)
+        full = state.model.needs_refit(key, now, parse_duration(spec.forecast.retrain_interval))
+        if full or not len(state.model.history):
+            start = datetime.fromtimestamp(now - window, UTC)
+        else:  # only what is new since the last sync, with a little overlap for late samples
+            last = state.model.history.index[-1].timestamp()
+            start = datetime.fromtimestamp(max(now - window, last - 2 * step), UTC)
+        try:
+            out.load = await asyncio.to_thread(source.current, spec.metric.query, at)
+            fresh = await asyncio.to_thread(source.history, spec.metric.query, start, at, step)
+            state.model.merge_history(fresh, window, now)
+            state.failures = 0
+        except MetricError as exc:
+            out.metric_error = exc
+            out.load = None
+            state.failures += 1
+
+    async def _forecast(
+        self,
+        out: Outcome,
+        state: ObjectState,
+        now: float,
+        logger: AnyLogger,
+    ) -> None:
+        if out.metric_error is not None:
+            out.forecast_problem = ("MetricUnavailable", str(out.metric_error))
+            return
+        try:
+            await refresh(state.model, out.spec, now, self.s.pool)
+            out.forecast = await forecast_path(state.model, out.spec, now, self.s.pool)
+            if out.forecast is None:
+                out.forecast_problem = (
+                    "StaleHistory",
+                    "the metric's history ends more than one horizon ago",
+                )
+        except InsufficientHistory as exc:
+            state.model.model = None
+            out.forecast_problem = ("InsufficientHistory", f"{exc}; following the current load")
+        except Exception as exc:  # a model bug must not stop the autoscaler: go reactive
+            logger.exception("forecasting failed")
+            state.model.model = None
+            out.forecast_problem = ("ForecastFailed", f"{type(exc).__name__}: {exc}")
+
+    def _score_anomaly(self, out: Outcome, state: ObjectState, now: float) -> None:
+        spec = out.spec
+        previous, state.last_forecast = state.last_forecast, out.forecast
+        if not spec.anomaly.enabled or out.load is None or previous is None:
+            return
+        expected = previous.at(now)
+        if expected is not None:
+            value, point, _, _ = expected
+            out.anomaly_score = residual_score(
+                out.load, point, value, quantile=spec.forecast.quantile
+            )
+
+    def _decide(self, out: Outcome, state: ObjectState, now: float) -> None:
+        if out.scale is None:
+            return
+        if state.memory is None:
+            state.memory = initial_memory(now, out.scale.replicas)
+        out.decision = decide(
+            out.spec,
+            Observation(
+                now=now,
+                current_replicas=out.scale.replicas,
+                load=out.load,
+                forecast=out.forecast,
+                anomaly_score=out.anomaly_score,
+                consecutive_failures=state.failures,
+                memory=state.memory,
+            ),
+        )
+
+    # ------------------------------------------------------------------------------ writing
+
+    async def _apply(
+        self,
+        out: Outcome,
+        state: ObjectState,
+        namespace: str,
+        now: float,
+        body: Mapping[str, Any],
+        logger: AnyLogger,
+    ) -> None:
+        d, spec = out.decision, out.spec
+        if d is None or state.memory is None:
+            return
+        target = spec.scale_target_ref.name
+        if d.changes_scale and spec.mode == "Active":
+            try:
+                out.scale = await asyncio.to_thread(
+                    self.s.kube.patch_scale, namespace, spec.scale_target_ref, d.desired_replicas
+                )
+                out.applied = True
+                state.last_scale_time = rfc3339(now)
+                change = f"{d.current_replicas}→{d.desired_replicas}"
+                text = f"scaled {target} {change}: {headline(spec, d)}"
+                logger.info(text)
+                self.s.emit(body, "Normal", "SuccessfulRescale", text)
+            except TargetError as exc:
+                out.write_error = exc
+                logger.warning("cannot scale %s: %s", target, exc)
+                self.s.emit(body, "Warning", exc.reason, str(exc))
+        elif spec.mode == "DryRun" and d.desired_replicas != state.last_dry_run:
+            if d.changes_scale:
+                text = (
+                    f"would scale {target} {d.current_replicas}→{d.desired_replicas} (DryRun): "
+                    f"{headline(spec, d)}"
+                )
+                logger.info(text)
+                self.s.emit(body, "Normal", "DryRunRescale", text)
+            state.last_dry_run = d.desired_replicas
+        state.memory = remember(spec, state.memory, d, now, out.applied)
+
+    async def _patch_status(
+        self,
+        body: Mapping[str, Any],
+        status: dict[str, Any],
+        logger: AnyLogger,
+    ) -> None:
+        meta = body.get("metadata", {})
+        if status == (body.get("status") or {}):
+            return
+        try:
+            await asyncio.to_thread(
+                self.s.kube.patch_status, meta.get("namespace", ""), meta.get("name", ""), status
+            )
+        except Exception as exc:  # deleted meanwhile, API hiccup: next sync writes again
+            logger.warning("cannot update status: %s", exc)
+
+    def _emit_transitions(
+        self, body: Mapping[str, Any], changed: list[tuple[Condition | None, Condition]]
+    ) -> None:
+        for old, new in changed:
+            if old is None and new.status == _GOOD[new.type]:
+                continue  # an object starting healthy is not news
+            bad = new.status != _GOOD[new.type] if new.type in _GOOD else False
+            self.s.emit(
+                body,
+                "Warning" if bad else "Normal",
+                new.reason,
+                f"{new.type}={new.status}: {new.message}",
+            )
+
+    async def _report_invalid(
+        self, body: Mapping[str, Any], message: str, now: float, generation: int | None
+    ) -> None:
+        wanted = [cond.Wanted("Ready", "False", "InvalidSpec", message)]
+        existing = _existing_conditions(body)
+        merged, changed = cond.merge(existing, wanted, rfc3339(now), generation)
+        status = dict(body.get("status") or {})
+        status["observedGeneration"] = generation
+        status["conditions"] = [c.model_dump(by_alias=True, exclude_none=True) for c in merged]
+        self._emit_transitions(body, changed)
+        await self._patch_status(body, status, logging.getLogger(__name__))
+
+    async def _report(
+        self,
+        body: Mapping[str, Any],
+        out: Outcome,
+        state: ObjectState,
+        now: float,
+        generation: int | None,
+        logger: AnyLogger,
+    ) -> None:
+        previous = dict(body.get("status") or {})
+        status: dict[str, Any] = {"observedGeneration": generation}
+        if out.scale is not None:
+            status["currentReplicas"] = out.scale.replicas
+        elif "currentReplicas" in previous:
+            status["currentReplicas"] = previous["currentReplicas"]
+        d = out.decision
+        if d is not None:
+            status["desiredReplicas"] = d.desired_replicas
+        elif "desiredReplicas" in previous:
+            status["desiredReplicas"] = previous["desiredReplicas"]
+        if out.load is not None:
+            status["currentLoad"] = _sig(out.load)
+        last_scale = state.last_scale_time or previous.get("lastScaleTime")
+        if last_scale:
+            status["lastScaleTime"] = last_scale
+        forecast = forecast_status(out, state, now)
+        if forecast is not None:
+            status["forecast"] = forecast
+        elif "forecast" in previous and out.forecast_problem is None:
+            status["forecast"] = previous["forecast"]
+        if d is not None:
+            status["lastDecision"] = decision_status(d, previous.get("lastDecision"), now)
+        elif "lastDecision" in previous:
+            status["lastDecision"] = previous["lastDecision"]
+        merged, changed = cond.merge(
+            _existing_conditions(body), wanted_conditions(out, state), rfc3339(now), generation
+        )
+        status["conditions"] = [c.model_dump(by_alias=True, exclude_none=True) for c in merged]
+        self._emit_transitions(body, changed)
+        for _, new in changed:
+            logger.info("condition %s=%s (%s): %s", new.type, new.status, new.reason, new.message)
+        await self._patch_status(body, status, logger)
+
+
+# Status of each condition type when all is well; the other status is worth a Warning Event.
+_GOOD = {
+    "Ready": "True",
+    "ForecastReady": "True",
+    "AbleToScale": "True",
+    "ScalingLimited": "False",
+    "AnomalyDetected": "False",
+    "Fallback": "False",
+}
+
+
+def _existing_conditions(body: Mapping[str, Any]) -> list[Condition]:
+    raw = (body.get("status") or {}).get("conditions") or []
+    out = []
+    for item in raw:
+        try:
+            out.append(Condition.model_validate(item))
+        except ValidationError:
+            continue
+    return out
+
+
+def headline(spec: ForecastScalerSpec, d: Decision) -> str:
+    """The reason for a scale in one phrase, for Events and logs."""
+    per = f"{spec.metric.target_per_replica:g} per replica"
+    horizon = format_duration(parse_duration(spec.forecast.horizon))
+    q = round(spec.forecast.quantile * 100)
+    if d.reason == Reason.FORECAST and d.forecast_value is not None:
+        return f"p{q} forecast {d.forecast_value:.4g} in {horizon}, {per}"
+    if d.reason == Reason.REACTIVE and d.load is not None:
+        return f"current load {d.load:.4g}, {per}"
+    return f"{d.reason.value}: {d.message}"
+
+
+def forecast_status(out: Outcome, state: ObjectState, now: float) -> dict[str, Any] | None:
+    d = out.decision
+    if d is None or d.forecast_at_horizon is None or out.forecast is None:
+        return None
+    value, point, lower, upper = d.forecast_at_horizon
+    model = state.model
+    return {
+        "value": _sig(value),
+        "point": _sig(point),
+        "lower": _sig(lower),
+        "upper": _sig(upper),
+        "quantile": out.spec.forecast.quantile,
+        "horizonSeconds": parse_duration(out.spec.forecast.horizon),
+        "model": out.forecast.model,
+        "fittedAt": rfc3339(model.fitted_at if model.fitted_at is not None else now),
+        "historyPoints": int(model.history.notna().sum()),
+    }
+
+
+def decision_status(d: Decision, previous: Mapping[str, Any] | None, now: float) -> dict[str, Any]:
+    """The decision for status; its time moves only when the decision itself changes."""
+    same = (
+        previous is not None
+        and previous.get("desiredReplicas") == d.desired_replicas
+        and previous.get("reason") == d.reason.value
+    )
+    status: dict[str, Any] = {
+        "time": previous["time"] if same and previous is not None else rfc3339(now),
+        "desiredReplicas": d.desired_replicas,
+        "reason": d.reason.value,
+        "message": d.message,
+    }
+    if d.forecast_replicas is not None:
+        status["forecastReplicas"] = d.forecast_replicas
+    if d.reactive_replicas is not None:
+        status["reactiveReplicas"] = d.reactive_replicas
+    return status
+
+
+def wanted_conditions(out: Outcome, state: ObjectState) -> list[cond.Wanted]:
+    """The conditions a sync's outcome implies."""
+    spec, d = out.spec, out.decision
+    wanted: list[cond.Wanted] = []
+
+    def add(type_: str, status: cond.Status, reason: str, message: str) -> None:
+        wanted.append(cond.Wanted(type_, status, reason, message))
+
+    problem = out.target_error or out.write_error or out.metric_error
+    if problem is not None:
+        add("Ready", "False", problem.reason, str(problem))
+    else:
+        mode = "DryRun: reporting only for" if spec.mode == "DryRun" else "scaling"
+        add("Ready", "True", "Ready", f"{mode} {spec.scale_target_ref.name}")
+
+    if out.forecast is not None:
+        fitted = rfc3339(state.model.fitted_at or 0)
+        points = int(state.model.history.notna().sum())
+        add(
+            "ForecastReady",
+            "True",
+            "ModelFitted",
+            f"{out.forecast.model} fitted at {fitted} on {points} points",
+        )
+    elif out.forecast_problem is not None:
+        add("ForecastReady", "False", *out.forecast_problem)
+
+    scale_error = out.target_error or out.write_error
+    if scale_error is not None:
+        add("AbleToScale", "False", scale_error.reason, str(scale_error))
+    elif d is not None:
+        if spec.mode == "DryRun":
+            add("AbleToScale", "True", "DryRun", f"DryRun: would ask for {d.desired_replicas}")
+        elif d.stabilized:
+            down = (d.recommendation or 0) < d.current_replicas
+            add(
+                "AbleToScale",
+                "True",
+                "ScaleDownStabilized" if down else "ScaleUpStabilized",
+                f"recent recommendations were {'higher' if down else 'lower'}: holding at "
+                f"{d.desired_replicas}",
+            )
+        elif out.applied:
+            add("AbleToScale", "True", "SucceededRescale", f"scaled to {d.desired_replicas}")
+        else:
+            add("AbleToScale", "True", "ReadyForNewScale", "the target's scale can be changed")
+
+    if d is not None:
+        if d.scaling_limited:
+            add("ScalingLimited", "True", d.limit_reason, d.message)
+        else:
+            add("ScalingLimited", "False", "DesiredWithinRange", "within the allowed range")
+
+    score = out.anomaly_score
+    if not spec.anomaly.enabled:
+        add("AnomalyDetected", "False", "Disabled", "anomaly detection is off")
+    elif score is not None and d is not None and d.anomalous:
+        add(
+            "AnomalyDetected",
+            "True",
+            "UnexpectedLoad",
+            f"anomaly score {score:.2f} ≥ {spec.anomaly.threshold:g}: {spec.anomaly.action}",
+        )
+    elif score is not None:
+        add("AnomalyDetected", "False", "ExpectedLoad", f"anomaly score {score:.2f}")
+
+    if state.failures >= spec.fallback.failure_threshold:
+        add(
+            "Fallback",
+            "True",
+            "MetricUnavailable",
+            f"{state.failures} failed syncs in a row: holding replicas, no scale-down",
+        )
+    else:
+        add("Fallback", "False", "MetricAvailable", "the metric can be read")
+    return wanted
