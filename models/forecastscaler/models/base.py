@@ -26,7 +26,7 @@ class InsufficientHistory(ValueError):
     """Too little usable history for a model; says how much it needs."""
 
     def __init__(self, model: str, needed: int, got: int) -> None:
-        super().__init__(f"{model} needs at least {needed} observations, got {got}")
+        super().__init__(f"{model} needs at least {needed} observations; got {got}")
         self.model = model
         self.needed = needed
         self.got = got

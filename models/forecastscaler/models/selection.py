@@ -49,7 +49,8 @@ class BestOf(Forecaster):
             except ValueError as exc:  # InsufficientHistory, UnsuitableSeries
                 self.skipped_[candidate.name] = str(exc)
         if not fitted:
-            raise InsufficientHistory(self.name, self.min_history(), got)
+            needs = ", ".join(f"{c.name} {c.min_history()}" for c in self.candidates)
+            raise InsufficientHistory(f"every model ({needs})", self.min_history(), got)
         self.chosen_ = min(fitted, key=lambda m: m.backtest_error)
         self.errors_ = {m.name: m.backtest_error for m in fitted}
         self.backtest_error_ = self.chosen_.backtest_error

@@ -98,7 +98,9 @@ class PrometheusSpec(_Model):
         description="Secret key holding a bearer token sent as 'Authorization: Bearer'.",
     )
     insecure_skip_tls_verify: bool = Field(
-        default=False, description="Skip TLS certificate verification (for testing only)."
+        default=False,
+        alias="insecureSkipTLSVerify",
+        description="Skip TLS certificate verification (for testing only).",
     )
 
 

@@ -85,12 +85,20 @@ def _spec_schema() -> Schema:
     return schema
 
 
+def _without_defaults(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _without_defaults(v) for k, v in node.items() if k != "default"}
+    if isinstance(node, list):
+        return [_without_defaults(v) for v in node]
+    return node
+
+
 def _status_schema() -> Schema:
-    schema = model_schema(ForecastScalerStatus)
+    # Only the operator writes status: defaults there would only mask a missing field.
+    schema: Schema = _without_defaults(model_schema(ForecastScalerStatus))
     conditions = schema["properties"]["conditions"]
     conditions["x-kubernetes-list-type"] = "map"
     conditions["x-kubernetes-list-map-keys"] = ["type"]
-    conditions.pop("default", None)
     return schema
 
 

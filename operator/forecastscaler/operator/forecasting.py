@@ -16,6 +16,9 @@ from forecastscaler.models.selection import BestOf, make_forecaster
 from forecastscaler.operator.api import ForecastScalerSpec, parse_duration
 from forecastscaler.operator.decision import ForecastPath
 
+# Backtest origins behind an interval before anomaly scores are computed from it.
+MIN_CALIBRATION_ORIGINS = 30
+
 
 @dataclass(frozen=True)
 class ModelKey:
@@ -73,6 +76,13 @@ class ModelState:
         joined = joined[~joined.index.duplicated(keep="last")].sort_index()
         cutoff = pd.Timestamp(now - window_seconds, unit="s", tz="UTC")
         self.history = joined[joined.index >= cutoff]
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether the model's intervals rest on enough backtest origins to judge surprise."""
+        model = self.model.chosen_ if isinstance(self.model, BestOf) else self.model
+        residuals = getattr(model, "residuals_", None)
+        return residuals is not None and residuals.shape[0] >= MIN_CALIBRATION_ORIGINS
 
     @property
     def model_name(self) -> str:

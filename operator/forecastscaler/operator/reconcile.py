@@ -245,6 +245,8 @@ class Reconciler:
         previous, state.last_forecast = state.last_forecast, out.forecast
         if not spec.anomaly.enabled or out.load is None or previous is None:
             return
+        if not state.model.calibrated:  # an interval from a handful of points means nothing
+            return
         expected = previous.at(now)
         if expected is not None:
             value, point, _, _ = expected
@@ -330,10 +332,14 @@ class Reconciler:
     def _emit_transitions(
         self, body: Mapping[str, Any], changed: list[tuple[Condition | None, Condition]]
     ) -> None:
+        """An Event when a condition's status flips (reason-only changes are not news), or when
+        an object starts out unhealthy."""
         for old, new in changed:
-            if old is None and new.status == _GOOD[new.type]:
-                continue  # an object starting healthy is not news
-            bad = new.status != _GOOD[new.type] if new.type in _GOOD else False
+            bad = new.status == _BAD.get(new.type)
+            if old is None and not bad:
+                continue
+            if old is not None and old.status == new.status:
+                continue
             self.s.emit(
                 body,
                 "Warning" if bad else "Normal",
@@ -397,14 +403,13 @@ class Reconciler:
         await self._patch_status(body, status, logger)
 
 
-# Status of each condition type when all is well; the other status is worth a Warning Event.
-_GOOD = {
-    "Ready": "True",
-    "ForecastReady": "True",
-    "AbleToScale": "True",
-    "ScalingLimited": "False",
-    "AnomalyDetected": "False",
-    "Fallback": "False",
+# The status of each condition type that deserves a Warning Event.
+_BAD = {
+    "Ready": "False",
+    "ForecastReady": "False",
+    "AbleToScale": "False",
+    "AnomalyDetected": "True",
+    "Fallback": "True",
 }
 
 
