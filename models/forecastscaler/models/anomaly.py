@@ -14,7 +14,9 @@ def residual_score(
     twice that. `upper` is the forecast's `quantile` (default 0.9) for the same time."""
     if not all(math.isfinite(v) for v in (observed, expected, upper)):
         return 0.0
-    z_q = NormalDist().inv_cdf(quantile)
+    z_q = NormalDist().inv_cdf(quantile) if 0.5 < quantile < 1.0 else 0.0
+    if z_q <= 0.0:  # the median (or below) spans no interval to measure a surprise against
+        return 0.0
     scale = max((upper - expected) / z_q, 1e-9, 1e-3 * abs(expected))
     z = abs(observed - expected) / scale
     return float(min(1.0, max(0.0, (z - onset) / onset)))

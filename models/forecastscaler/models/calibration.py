@@ -45,10 +45,16 @@ def conformal_offsets(residuals: FloatArray, quantiles: Sequence[float]) -> dict
             if len(r) == 0:
                 continue
             n = len(r)
-            level = min(1.0, max(0.0, math.ceil((n + 1) * q) / n)) if q > 0.5 else q
-            if q < 0.5:
-                level = max(0.0, math.floor((n + 1) * q) / n)
-            col[h] = float(np.quantile(r, level))
+            if q == 0.5:
+                col[h] = float(np.median(r))
+                continue
+            # The k-th smallest residual, k = ceil((n + 1) q) above the median and
+            # floor((n + 1) q) below it (at least the smallest, at most the largest). Taking the
+            # order statistic itself, not a linear interpolation at k / n, which lies above it
+            # and made the lower quantiles too high (too narrow below).
+            scaled = (n + 1) * q
+            k = math.ceil(scaled - 1e-9) if q > 0.5 else math.floor(scaled + 1e-9)
+            col[h] = float(np.sort(r)[min(n, max(1, k)) - 1])
         out[float(q)] = col
     return out
 

@@ -13,14 +13,34 @@ from forecastscaler.models.base import FloatArray, InsufficientHistory
 
 
 def infer_step(index: pd.DatetimeIndex) -> pd.Timedelta:
-    """The series' step: the most common spacing between samples (at any datetime unit)."""
+    """The series' step: the most common spacing between samples (at any datetime unit), or
+    when gaps make that ambiguous, the spacing every other one is a multiple of. Timestamps
+    jittered by up to a quarter step (scrape jitter) give the step they jitter around, rounded
+    to whole seconds."""
     if len(index) < 2:
         raise ValueError("cannot infer a step from fewer than two timestamps")
     deltas = pd.Series(index[1:] - index[:-1])
     deltas = deltas[deltas > pd.Timedelta(0)]
     if deltas.empty:
         raise ValueError("all timestamps are equal")
-    return pd.Timedelta(deltas.mode().iloc[0])
+    mode = pd.Timedelta(deltas.mode().iloc[0])
+    if (deltas == mode).mean() >= 0.5:
+        return mode
+    # A clean grid with many gaps: every spacing is a multiple of the step.
+    nanos = deltas.to_numpy().astype("timedelta64[ns]").astype(np.int64)
+    common = int(np.gcd.reduce(nanos))
+    if common >= 0.1 * mode.value and 2 * common >= int(nanos.min()):
+        return pd.Timedelta(common, unit="ns")
+    # Jittered scrape timestamps: hardly any two spacings are equal, so the mode is an
+    # arbitrary (the smallest) spacing. Estimate the step roughly from the spacings near the
+    # typical one, count how many steps each spacing spans (gaps span several), and divide
+    # the whole span by the number of steps; whole seconds when the step is a second or more.
+    # (In float seconds: Timedelta arithmetic truncates at the index's unit, e.g. whole seconds.)
+    seconds = deltas.dt.total_seconds().to_numpy(dtype=np.float64)
+    rough = float(np.median(seconds[seconds <= 1.5 * np.quantile(seconds, 0.25)]))
+    spans = np.round(seconds / rough)  # a stray sample between two grid points spans 0
+    step = pd.Timedelta(seconds=float(seconds.sum() / max(1.0, float(spans.sum()))))
+    return step.round("1s") if step >= pd.Timedelta("1s") else step.round("1us")
 
 
 def regularize(y: pd.Series, step: pd.Timedelta | None = None) -> pd.Series:
@@ -36,7 +56,10 @@ def regularize(y: pd.Series, step: pd.Timedelta | None = None) -> pd.Series:
     if len(s) < 2:
         return s
     step = step or infer_step(pd.DatetimeIndex(s.index))
-    grid = pd.date_range(s.index[0], s.index[-1], freq=step)
+    # Up to the grid point nearest the last sample: a last stamp jittered early must not
+    # fall off the end of the grid.
+    periods = round((s.index[-1] - s.index[0]) / step) + 1
+    grid = pd.date_range(s.index[0], periods=periods, freq=step)
     # Snap samples to the grid (tolerating scrape jitter) instead of requiring exact stamps.
     return s.reindex(grid, method="nearest", tolerance=step / 2)
 

@@ -28,7 +28,9 @@ class LastValue(CalibratedForecaster):
     )
 
     def min_history(self) -> int:
-        return 1
+        # Two observations: one value to carry forward and a second timestamp for the step
+        # (prepare rejects a single sample, so promising one would be a lie).
+        return 2
 
     def fit(self, y: pd.Series) -> Self:
         series, raw, values = prepare(y, self.name, self.min_history())

@@ -229,6 +229,7 @@ class ScalingRules(_Model):
     )
     policies: list[ScalingPolicy] | None = Field(
         default=None,
+        min_length=1,
         description=(
             "Rate limits. Default scaleUp: 100% or 4 pods per 15s, whichever is more; "
             "default scaleDown: 100% per 15s."
@@ -348,8 +349,8 @@ class ForecastStatus(_Model):
 
     value: float = Field(description="The provisioned quantile of the load at the horizon.")
     point: float = Field(description="The point (median-like) forecast at the horizon.")
-    lower: float = Field(description="Lower end of the prediction interval at the horizon.")
-    upper: float = Field(description="Upper end of the prediction interval at the horizon.")
+    lower: float = Field(description="0.1 quantile at the horizon (the 80% interval's low end).")
+    upper: float = Field(description="0.9 quantile at the horizon (the 80% interval's high end).")
     quantile: float = Field(description="The quantile `value` is.")
     horizon_seconds: float = Field(description="How far ahead, in seconds.")
     model: str = Field(description="The model that produced it.")

@@ -68,7 +68,8 @@ class ForecastPath:
         if not times or t < times[0] - 1e-9 or t > times[-1] + 1e-9:
             return None
         i = bisect.bisect_left(times, t)
-        if (i < len(times) and abs(times[i] - t) < 1e-9) or i == 0:
+        if i == len(times) or abs(times[i] - t) < 1e-9 or i == 0:
+            # On a step, before the first by at most 1e-9, or after the last by at most 1e-9.
             j = min(i, len(times) - 1)
             return self.value[j], self.point[j], self.lower[j], self.upper[j]
         t0, t1 = times[i - 1], times[i]
@@ -224,6 +225,10 @@ def decide(spec: ForecastScalerSpec, obs: Observation) -> Decision:
     reactive = _propose(load, per, cur, tol)
     parts = [f"current load {_fmt(load)} / {_fmt(per)} per replica → {reactive}"]
     at_horizon = obs.forecast.at(obs.now + horizon) if obs.forecast is not None else None
+    finite = at_horizon is None or all(math.isfinite(x) for x in at_horizon)
+    if not finite:
+        # A forecast that is not a number says nothing; like a missing one, it is not acted on.
+        at_horizon = None
     forecast_reps: int | None = None
     forecast_value: float | None = None
     if use_forecast and at_horizon is not None:
@@ -240,6 +245,8 @@ def decide(spec: ForecastScalerSpec, obs: Observation) -> Decision:
         parts.append("forecast not trusted")
     elif anomalous and spec.anomaly.action == "ReactiveOnly":
         parts.append("forecast ignored during anomaly")
+    elif not finite:
+        parts.append("forecast is not a number at the horizon")
     else:
         parts.append("forecast does not reach the horizon")
 

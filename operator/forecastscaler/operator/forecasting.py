@@ -16,6 +16,9 @@ from forecastscaler.models.selection import BestOf, make_forecaster
 from forecastscaler.operator.api import ForecastScalerSpec, parse_duration
 from forecastscaler.operator.decision import ForecastPath
 
+# The prediction interval shown in status and used to judge surprise.
+INTERVAL = (0.1, 0.9)
+
 # Backtest origins behind an interval before anomaly scores are computed from it.
 MIN_CALIBRATION_ORIGINS = 30
 
@@ -133,15 +136,16 @@ async def forecast_path(
         return None
     steps = max(1, math.ceil((now + horizon - last) / step) + 1)
     q = spec.forecast.quantile
-    levels = (round(1 - q, 6), 0.5, q)
+    # The provisioned quantile, plus a fixed 80% interval for status and anomaly scoring.
+    levels = tuple(sorted({INTERVAL[0], 0.5, q, INTERVAL[1]}))
     fc = await loop.run_in_executor(pool, _predict, state.model, steps, levels)
     times = tuple(pd.Timestamp(t).timestamp() for t in fc.index)
     return ForecastPath(
         times=times,
         value=tuple(float(v) for v in fc.quantile(q)),
         point=tuple(float(v) for v in fc.point),
-        lower=tuple(float(v) for v in fc.quantile(levels[0])),
-        upper=tuple(float(v) for v in fc.quantile(q)),
+        lower=tuple(float(v) for v in fc.quantile(INTERVAL[0])),
+        upper=tuple(float(v) for v in fc.quantile(INTERVAL[1])),
         quantile=q,
         model=state.model_name,
     )

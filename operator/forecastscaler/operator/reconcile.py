@@ -40,6 +40,7 @@ from forecastscaler.operator.decision import (
     remember,
 )
 from forecastscaler.operator.forecasting import (
+    INTERVAL,
     ModelState,
     forecast_path,
     model_key,
@@ -249,10 +250,8 @@ class Reconciler:
             return
         expected = previous.at(now)
         if expected is not None:
-            value, point, _, _ = expected
-            out.anomaly_score = residual_score(
-                out.load, point, value, quantile=spec.forecast.quantile
-            )
+            _, point, _, upper = expected
+            out.anomaly_score = residual_score(out.load, point, upper, quantile=INTERVAL[1])
 
     def _decide(self, out: Outcome, state: ObjectState, now: float) -> None:
         if out.scale is None:

@@ -1,0 +1,122 @@
+"""Loading workload traces: a CSV of timestamps and load values on a regular step.
+
+Real traces have gaps (empty cells, missing rows); they are carried as NaN, never as zero load,
+because "no data" and "no load" lead to opposite scaling decisions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+MIN_TRACE_STEPS = 10
+
+
+class TraceError(ValueError):
+    """The file is not a usable trace; the message says why and where."""
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A load series on a regular grid (NaN where the source has no value)."""
+
+    name: str
+    load: pd.Series
+    step: pd.Timedelta
+    labels: pd.Series | None = None
+    warnings: tuple[str, ...] = ()
+    """What was repaired on loading (for example duplicated timestamps), to show the user."""
+
+    @property
+    def step_seconds(self) -> float:
+        return float(self.step.total_seconds())
+
+    def __len__(self) -> int:
+        return len(self.load)
+
+
+def _parse_time(column: pd.Series, path: str) -> pd.DatetimeIndex:
+    numeric = pd.to_numeric(column, errors="coerce")
+    if numeric.notna().all():
+        return pd.DatetimeIndex(pd.to_datetime(numeric, unit="s", utc=True))
+    try:
+        return pd.DatetimeIndex(pd.to_datetime(column, utc=True, format="ISO8601"))
+    except (ValueError, TypeError) as exc:
+        bad = column[pd.to_datetime(column, utc=True, errors="coerce").isna()]
+        first = bad.index[0] + 2 if len(bad) else "?"
+        raise TraceError(
+            f"{path}: line {first}: timestamp {bad.iloc[0] if len(bad) else ''!r} is neither "
+            "ISO-8601 nor epoch seconds"
+        ) from exc
+
+
+def load_trace(path: str | Path, column: str = "value", time_column: str = "timestamp") -> Trace:
+    """Read and validate a trace file."""
+    where = str(path)
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except FileNotFoundError as exc:
+        raise TraceError(f"{where}: no such file") from exc
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise TraceError(f"{where}: not a CSV file: {exc}") from exc
+    if time_column not in frame.columns:
+        raise TraceError(f"{where}: no {time_column!r} column (columns: {list(frame.columns)})")
+    if column not in frame.columns:
+        raise TraceError(f"{where}: no {column!r} column (columns: {list(frame.columns)})")
+    if len(frame) < MIN_TRACE_STEPS:
+        raise TraceError(f"{where}: {len(frame)} rows; a trace needs at least {MIN_TRACE_STEPS}")
+
+    raw = frame[column].str.strip()
+    values = pd.to_numeric(raw.where(raw != ""), errors="coerce")
+    non_numeric = values.isna() & raw.ne("") & ~raw.str.lower().isin(["nan", "null", "na"])
+    if non_numeric.any():
+        row = int(np.argmax(non_numeric.to_numpy()))
+        raise TraceError(f"{where}: line {row + 2}: value {raw.iloc[row]!r} is not a number")
+
+    index = _parse_time(frame[time_column].str.strip(), where)
+    series = pd.Series(values.to_numpy(dtype=np.float64), index=index)
+    if not series.index.is_monotonic_increasing:
+        series = series.sort_index()
+    warnings: list[str] = []
+    if series.index.has_duplicates:
+        # Typically a daylight-saving artefact of a local-time source: keep one value per step.
+        dups = series.index[series.index.duplicated()].unique()
+        warnings.append(f"{len(dups)} duplicated timestamp(s), first {dups[0]}: values averaged")
+        series = series.groupby(level=0).mean()
+
+    deltas = pd.Series(series.index[1:] - series.index[:-1])
+    step = pd.Timedelta(deltas.mode().iloc[0])
+    since = (series.index - series.index[0]).to_numpy()
+    off_grid = (since % step.to_timedelta64()) != np.timedelta64(0)
+    if off_grid.any():
+        bad = series.index[int(np.argmax(off_grid))]
+        raise TraceError(
+            f"{where}: irregular timestamps: {bad} is off the {step} grid that starts at "
+            f"{series.index[0]}"
+        )
+    grid = pd.date_range(series.index[0], series.index[-1], freq=step)
+    load = series.reindex(grid)  # missing rows become NaN, like empty cells
+    labels = None
+    if "label" in frame.columns:
+        lab_raw = frame["label"].str.strip()
+        lab = pd.to_numeric(lab_raw.where(lab_raw != ""), errors="coerce")
+        labels = pd.Series(lab.to_numpy(), index=index).groupby(level=0).max().reindex(grid)
+    if load.notna().sum() < MIN_TRACE_STEPS:
+        raise TraceError(f"{where}: fewer than {MIN_TRACE_STEPS} numeric values")
+    missing = int(load.isna().sum())
+    if missing:
+        warnings.append(f"{missing} missing step(s) carried as gaps")
+    return Trace(
+        name=Path(where).stem, load=load, step=step, labels=labels, warnings=tuple(warnings)
+    )
+
+
+def bundled_trace_path() -> Path:
+    """The trace shipped with the package (Wikipedia requests per hour, 21 days)."""
+    return Path(
+        str(resources.files("forecastscaler.simulator") / "data" / "wikipedia_requests_1h.csv")
+    )
