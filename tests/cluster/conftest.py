@@ -124,4 +124,15 @@ def operator(kubeconfig: str, prometheus_url: str, namespace: str) -> Iterator[A
     ]
     with KopfRunner(args, timeout=60) as runner:
         yield runner
+        # Delete the test's ForecastScalers while the operator still runs to release their
+        # finalizers; otherwise the namespace would hang in Terminating.
+        custom = client.CustomObjectsApi(config.new_client_from_config(config_file=kubeconfig))
+        group = ("forecastscaler.io", "v1alpha1", namespace, "forecastscalers")
+        custom.delete_collection_namespaced_custom_object(*group)
+        eventually(
+            lambda: not custom.list_namespaced_custom_object(*group)["items"],
+            timeout=30,
+            what="ForecastScalers to be deleted",
+            interval=0.5,
+        )
     assert runner.exception is None, runner.exception

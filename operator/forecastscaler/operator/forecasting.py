@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-from forecastscaler.models.base import Forecast, Forecaster, InsufficientHistory
+from forecastscaler.models.base import Forecaster, InsufficientHistory
 from forecastscaler.models.selection import BestOf, make_forecaster
 from forecastscaler.operator.api import ForecastScalerSpec, parse_duration
 from forecastscaler.operator.decision import ForecastPath
@@ -102,10 +102,6 @@ def _update(model: Forecaster, history: pd.Series) -> Forecaster:
     return model.update(history)
 
 
-def _predict(model: Forecaster, steps: int, quantiles: tuple[float, ...]) -> Forecast:
-    return model.predict(steps, quantiles)
-
-
 async def refresh(state: ModelState, spec: ForecastScalerSpec, now: float, pool: Executor) -> None:
     """Refit (on schedule or when the spec changed) or update the model, in the pool.
     Raises InsufficientHistory when even the simplest model cannot fit."""
@@ -121,33 +117,44 @@ async def refresh(state: ModelState, spec: ForecastScalerSpec, now: float, pool:
         await loop.run_in_executor(pool, _update, state.model, state.history)
 
 
-async def forecast_path(
-    state: ModelState, spec: ForecastScalerSpec, now: float, pool: Executor
+def path_from_model(
+    model: Forecaster, name: str, spec: ForecastScalerSpec, now: float, history_end: float
 ) -> ForecastPath | None:
-    """The forecast from the end of the history to beyond now + horizon; None if the history
-    ends too long ago for the forecast to say anything about now (stale data)."""
-    if state.model is None or not len(state.history):
-        return None
-    loop = asyncio.get_running_loop()
+    """The forecast the decision core acts on, from a fitted model whose history ends at
+    `history_end`: from the next step to beyond now + horizon, with the provisioned quantile
+    and the 80% interval. None when the history ends more than one horizon before now (stale
+    data says nothing about now). Synchronous and pure given the model: the simulator calls it
+    directly, the operator through the fit pool."""
     step = parse_duration(spec.forecast.step)
     horizon = parse_duration(spec.forecast.horizon)
-    last = pd.Timestamp(state.history.index[-1]).timestamp()
-    if now - last > horizon:
+    if now - history_end > horizon:
         return None
-    steps = max(1, math.ceil((now + horizon - last) / step) + 1)
+    steps = max(1, math.ceil((now + horizon - history_end) / step) + 1)
     q = spec.forecast.quantile
     # The provisioned quantile, plus a fixed 80% interval for status and anomaly scoring.
     levels = tuple(sorted({INTERVAL[0], 0.5, q, INTERVAL[1]}))
-    fc = await loop.run_in_executor(pool, _predict, state.model, steps, levels)
-    times = tuple(pd.Timestamp(t).timestamp() for t in fc.index)
+    fc = model.predict(steps, levels)
     return ForecastPath(
-        times=times,
+        times=tuple(pd.Timestamp(t).timestamp() for t in fc.index),
         value=tuple(float(v) for v in fc.quantile(q)),
         point=tuple(float(v) for v in fc.point),
         lower=tuple(float(v) for v in fc.quantile(INTERVAL[0])),
         upper=tuple(float(v) for v in fc.quantile(INTERVAL[1])),
         quantile=q,
-        model=state.model_name,
+        model=name,
+    )
+
+
+async def forecast_path(
+    state: ModelState, spec: ForecastScalerSpec, now: float, pool: Executor
+) -> ForecastPath | None:
+    """path_from_model for the operator's cached model, computed in the pool."""
+    if state.model is None or not len(state.history):
+        return None
+    loop = asyncio.get_running_loop()
+    end = pd.Timestamp(state.history.index[-1]).timestamp()
+    return await loop.run_in_executor(
+        pool, path_from_model, state.model, state.model_name, spec, now, end
     )
 
 
@@ -162,6 +169,7 @@ __all__ = [
     "forecast_path",
     "horizon_steps",
     "model_key",
+    "path_from_model",
     "refresh",
     "rfc3339",
 ]

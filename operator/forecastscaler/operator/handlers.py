@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -31,11 +32,19 @@ def _post_event(body: Mapping[str, Any], type_: str, reason: str, message: str) 
 
 
 def _api_client() -> client.ApiClient:
+    """In-cluster credentials when running in a pod, else KUBECONFIG (read now, not at import)."""
     try:
         config.load_incluster_config()
+        return client.ApiClient()
     except config.ConfigException:
-        config.load_kube_config()
-    return client.ApiClient()
+        pass
+    try:
+        api: client.ApiClient = config.new_client_from_config(
+            config_file=os.environ.get("KUBECONFIG")
+        )
+        return api
+    except (config.ConfigException, OSError) as exc:
+        raise kopf.PermanentError(f"no Kubernetes credentials: {exc}") from exc
 
 
 @kopf.on.startup()
@@ -47,6 +56,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration"
     )
+    # Kopf needs a finalizer to stop each object's loop cleanly; name it after our group.
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.posting.level = logging.INFO  # our explicit kopf.event() calls
     settings.posting.loggers = False  # but not every log line
     settings.watching.server_timeout = 300

@@ -200,14 +200,19 @@ class Reconciler:
         window = parse_duration(spec.forecast.history)
         at = datetime.fromtimestamp(now, UTC)
         full = state.model.needs_refit(key, now, parse_duration(spec.forecast.retrain_interval))
-        if full or not len(state.model.history):
-            start = datetime.fromtimestamp(now - window, UTC)
+        full = full or not len(state.model.history)
+        if full:
+            first = now - window
         else:  # only what is new since the last sync, with a little overlap for late samples
             last = state.model.history.index[-1].timestamp()
-            start = datetime.fromtimestamp(max(now - window, last - 2 * step), UTC)
+            first = max(now - window, last - 2 * step)
+        # Range queries start on multiples of the step, so every fetch lands on the same grid.
+        start = datetime.fromtimestamp(math.ceil(first / step) * step, UTC)
         try:
             out.load = await asyncio.to_thread(source.current, spec.metric.query, at)
             fresh = await asyncio.to_thread(source.history, spec.metric.query, start, at, step)
+            if full:  # a refit reads the whole window afresh: it replaces what was cached
+                state.model.history = fresh.iloc[0:0]
             state.model.merge_history(fresh, window, now)
             state.failures = 0
         except MetricError as exc:
