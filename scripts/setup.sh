@@ -12,10 +12,19 @@ if ! python3 -c 'import torch' 2>/dev/null; then
   log "installing torch 2.13.0 (CPU build)"
   pip install --quiet torch==2.13.0
 fi
-if ! python3 -c 'import forecastscaler.operator, forecastscaler.models, forecastscaler.simulator' 2>/dev/null \
-   || [ pyproject.toml -nt "$(python3 -c 'import forecastscaler.operator as m, pathlib; print(pathlib.Path(m.__file__))' 2>/dev/null || echo /nonexistent)" ]; then
+# (Re)install unless the importable package is this very checkout, editable, with all portions.
+here="$(pwd -P)"
+installed="$(python3 -c 'import forecastscaler.operator as o, forecastscaler.models, forecastscaler.simulator; print(o.__file__)' 2>/dev/null || true)"
+stamp=".setup-stamp"   # pyproject's hash at the last install: new dependencies reinstall
+want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+case "$installed" in
+  "$here"/*) [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] || installed="" ;;
+  *) installed="" ;;
+esac
+if [ -z "$installed" ]; then
   log "installing forecastscaler (editable) with its dev tools"
   pip install --quiet -e '.[dev]'
+  echo "$want" > "$stamp"
 fi
 log "building or reusing the local control plane binaries"
 bash scripts/build-control-plane.sh >/dev/null

@@ -83,6 +83,12 @@ def _serve_load(args: argparse.Namespace) -> int:
     return 0
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    from forecastscaler.simulator.command import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="forecastscaler",
@@ -123,6 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--backfill-out", help="write the past as OpenMetrics for promtool")
     load.add_argument("--targets-dir", help="Prometheus file_sd directory to register in")
     load.add_argument("--port", type=int, default=9101)
+
+    from forecastscaler.simulator.command import add_arguments
+
+    simulate = sub.add_parser(
+        "simulate",
+        help="replay a trace through the ForecastScaler decision, the HPA and an oracle",
+    )
+    add_arguments(simulate)
     return parser
 
 
@@ -135,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
     if args.command == "serve-load":
         return _serve_load(args)
+    if args.command == "simulate":
+        return _simulate(args)
     return 2
 
 

@@ -47,6 +47,12 @@ def _api_client() -> client.ApiClient:
         raise kopf.PermanentError(f"no Kubernetes credentials: {exc}") from exc
 
 
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """In-cluster service account when in a pod, else KUBECONFIG as the environment says now."""
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     """All Kopf settings in one place, and the collaborators every sync shares."""

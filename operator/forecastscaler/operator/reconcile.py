@@ -544,6 +544,13 @@ def wanted_conditions(out: Outcome, state: ObjectState) -> list[cond.Wanted]:
         )
     elif score is not None:
         add("AnomalyDetected", "False", "ExpectedLoad", f"anomaly score {score:.2f}")
+    else:
+        add(
+            "AnomalyDetected",
+            "False",
+            "NotScored",
+            "waiting for a calibrated forecast to judge the load against",
+        )
 
     if state.failures >= spec.fallback.failure_threshold:
         add(
