@@ -1,1 +1,21 @@
-"""placeholder"""
+"""Trace replay: the ForecastScaler decision, the HPA and an oracle on real load.
+
+Notebook use::
+
+    from forecastscaler.simulator import simulate
+    result = simulate("trace.csv")
+    result.scores, result.frames["forecast"], result.syncs["forecast"]
+"""
+
+from forecastscaler.simulator.api import SimulationResult, build_world, make_policies, simulate
+from forecastscaler.simulator.traces import Trace, TraceError, load_trace
+
+__all__ = [
+    "SimulationResult",
+    "Trace",
+    "TraceError",
+    "build_world",
+    "load_trace",
+    "make_policies",
+    "simulate",
+]

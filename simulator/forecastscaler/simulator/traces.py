@@ -46,7 +46,8 @@ def _parse_time(column: pd.Series, path: str) -> pd.DatetimeIndex:
     try:
         return pd.DatetimeIndex(pd.to_datetime(column, utc=True, format="ISO8601"))
     except (ValueError, TypeError) as exc:
-        bad = column[pd.to_datetime(column, utc=True, errors="coerce").isna()]
+        parsed = pd.to_datetime(column, utc=True, errors="coerce", format="ISO8601")
+        bad = column[parsed.isna()]
         first = bad.index[0] + 2 if len(bad) else "?"
         raise TraceError(
             f"{path}: line {first}: timestamp {bad.iloc[0] if len(bad) else ''!r} is neither "

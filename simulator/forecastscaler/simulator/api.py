@@ -1,0 +1,242 @@
+"""The simulator for notebooks and the command line: load a trace, replay policies, get results.
+
+from forecastscaler.simulator import simulate
+result = simulate("traces/web.csv", policies=("forecast", "hpa", "oracle"))
+result.scores["forecast"]["underprovisioned_fraction"]
+result.frames["hpa"]          # one row per step: load, ready, paid, capacity, short, ...
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from forecastscaler.operator.api import parse_duration
+from forecastscaler.simulator.engine import Policy, Replay, replay
+from forecastscaler.simulator.forecast_policy import ForecastPolicy
+from forecastscaler.simulator.hpa import HpaPolicy, default_max_replicas
+from forecastscaler.simulator.oracle import OraclePolicy
+from forecastscaler.simulator.scalers import build_spec, read_manifest
+from forecastscaler.simulator.scores import score, step_frame
+from forecastscaler.simulator.traces import Trace, load_trace
+from forecastscaler.simulator.world import World
+
+POLICY_KINDS = ("forecast", "hpa", "oracle")
+DEFAULT_STARTUP = 180.0
+
+ScalerInput = str | Path | Mapping[str, Any]
+
+
+@dataclass
+class SimulationResult:
+    """Everything a replay produced."""
+
+    trace: Trace
+    world: World
+    replays: dict[str, Replay]
+    scores: dict[str, dict[str, Any]]
+    frames: dict[str, pd.DataFrame]
+    """Per policy, one row per replayed step (the `scored` column marks the scored part)."""
+    syncs: dict[str, pd.DataFrame] = field(default_factory=dict)
+    """Per forecast policy, one row per sync: load, decision, reason, forecast at the horizon."""
+    specs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    timings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def scored_steps(self) -> int:
+        return self.world.n - self.world.first_scored
+
+    def actions(self, policy: str) -> pd.DataFrame:
+        """The policy's changes of the replica count."""
+        rows = [(a.time, a.before, a.after) for a in self.replays[policy].actions]
+        frame = pd.DataFrame(rows, columns=["time", "before", "after"])
+        frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
+        return frame
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every figure, JSON-ready."""
+        w = self.world
+        return {
+            "trace": w.name,
+            "step_seconds": w.step,
+            "scored_steps": self.scored_steps,
+            "steps": w.n,
+            "capacity": w.capacity,
+            "target_per_replica": w.target,
+            "startup_seconds": w.startup,
+            "scored_from": pd.Timestamp(w.time(w.first_scored), unit="s", tz="UTC").isoformat(),
+            "warnings": list(self.warnings),
+            "policies": {name: _jsonable(s) for name, s in self.scores.items()},
+            "specs": self.specs,
+        }
+
+
+def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            out[key] = None
+        elif isinstance(value, np.generic):
+            out[key] = value.item()
+        else:
+            out[key] = value
+    return out
+
+
+def parse_warmup(value: str | float) -> float:
+    """A warmup as a fraction: `50%`, `0.5`, or a duration is not accepted here (use a share)."""
+    if isinstance(value, int | float):
+        return float(value)
+    text = value.strip()
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*%", text)
+    fraction = float(match.group(1)) / 100 if match else float(text)
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"warmup must be between 0% and 100%, not {value!r}")
+    return fraction
+
+
+def _seconds(value: str | float) -> float:
+    return float(value) if isinstance(value, int | float) else parse_duration(value)
+
+
+def default_capacity(trace: Trace) -> float:
+    """A tenth of the median load: typical load needs about ten replicas."""
+    median = float(np.nanmedian(trace.load.to_numpy(dtype=np.float64)))
+    if not math.isfinite(median) or median <= 0:
+        finite = trace.load.to_numpy(dtype=np.float64)
+        finite = finite[np.isfinite(finite) & (finite > 0)]
+        median = float(np.median(finite)) if len(finite) else 1.0
+    return median / 10
+
+
+def _policy_names(policies: Sequence[str]) -> list[str]:
+    names = [p.strip() for p in policies if p.strip()]
+    unknown = [p for p in names if p not in POLICY_KINDS]
+    if unknown:
+        raise ValueError(f"unknown policies {unknown}; known: {', '.join(POLICY_KINDS)}")
+    return names
+
+
+def build_world(
+    trace: Trace,
+    capacity: float | None = None,
+    startup: str | float = DEFAULT_STARTUP,
+    warmup: str | float = 0.5,
+) -> World:
+    """The world a trace defines (capacity default: median / 10; startup at least a step)."""
+    return World.build(
+        trace.name,
+        trace.load,
+        trace.step_seconds,
+        capacity if capacity is not None else default_capacity(trace),
+        _seconds(startup),
+        parse_warmup(warmup),
+    )
+
+
+def make_policies(
+    world: World,
+    policies: Sequence[str] = POLICY_KINDS,
+    scalers: Sequence[ScalerInput] = (),
+    clock: Callable[[], float] | None = None,
+) -> tuple[list[Policy], dict[str, dict[str, Any]], list[str]]:
+    """The policies to replay, the forecast specs used and warnings."""
+    out: list[Policy] = []
+    specs: dict[str, dict[str, Any]] = {}
+    warnings: list[str] = []
+    max_replicas = default_max_replicas(world)
+    for kind in _policy_names(policies):
+        if kind == "hpa":
+            out.append(HpaPolicy(world, max_replicas=max_replicas))
+        elif kind == "oracle":
+            out.append(OraclePolicy(world))
+        else:
+            manifests: list[tuple[str, Mapping[str, Any] | None]] = []
+            if not scalers:
+                manifests.append(("forecast", None))
+            for item in scalers:
+                if isinstance(item, Mapping):
+                    manifests.append((f"forecast:{len(manifests) + 1}", item))
+                else:
+                    manifests.append((f"forecast:{Path(item).stem}", read_manifest(item)))
+            if len(manifests) == 1:
+                manifests = [("forecast", manifests[0][1])]
+            for name, manifest in manifests:
+                spec, notes = build_spec(
+                    manifest,
+                    step=world.step,
+                    startup=world.startup,
+                    target=world.target,
+                    max_replicas=max_replicas,
+                )
+                warnings.extend(f"{name}: {n}" for n in notes)
+                specs[name] = spec.model_dump(by_alias=True, exclude_none=True, mode="json")
+                out.append(ForecastPolicy(spec, name=name, trace_step=world.step, clock=clock))
+    return out, specs, warnings
+
+
+def simulate(
+    trace: Trace | str | Path,
+    policies: Sequence[str] = POLICY_KINDS,
+    scalers: Sequence[ScalerInput] = (),
+    capacity: float | None = None,
+    startup: str | float = DEFAULT_STARTUP,
+    warmup: str | float = 0.5,
+    column: str = "value",
+    clock: Callable[[], float] | None = None,
+    progress: Callable[[str, int], Callable[[int], None] | None] | None = None,
+) -> SimulationResult:
+    """Replay `policies` over a trace (a Trace or a CSV path) and score them.
+
+    `scalers` are ForecastScaler manifests (paths or spec mappings), one forecast policy each.
+    `clock` (e.g. time.perf_counter) times the forecast policies' phases; `progress(policy,
+    steps)` may return a per-step callback (the command line's progress bar)."""
+    if not isinstance(trace, Trace):
+        trace = load_trace(trace, column=column)
+    world = build_world(trace, capacity, startup, warmup)
+    chosen, specs, warnings = make_policies(world, policies, scalers, clock)
+    warnings = [*trace.warnings, *warnings]
+    replays: dict[str, Replay] = {}
+    timings: dict[str, dict[str, Any]] = {}
+    for policy in chosen:
+        on_step = progress(policy.name, world.n - world.first_replayed) if progress else None
+        replays[policy.name] = replay(world, policy, on_step)
+        if isinstance(policy, ForecastPolicy):
+            timings[policy.name] = {
+                "seconds": dict(policy.timings.seconds),
+                "calls": dict(policy.timings.calls),
+                "problems": dict(policy.problems),
+            }
+    oracle = replays.get("oracle") or replay(world, OraclePolicy(world))
+    oracle_hours = score(world, oracle)["replica_hours"]
+    scores: dict[str, dict[str, Any]] = {}
+    frames: dict[str, pd.DataFrame] = {}
+    syncs: dict[str, pd.DataFrame] = {}
+    for policy in chosen:
+        rep = replays[policy.name]
+        scores[policy.name] = score(world, rep, oracle_hours)
+        frames[policy.name] = step_frame(world, rep)
+        if isinstance(policy, ForecastPolicy):
+            scores[policy.name].update(policy.forecast_scores(world))
+            syncs[policy.name] = policy.sync_frame()
+            for problem, count in sorted(policy.problems.items()):
+                warnings.append(f"{policy.name}: {problem} in {count} sync(s)")
+    return SimulationResult(
+        trace=trace,
+        world=world,
+        replays=replays,
+        scores=scores,
+        frames=frames,
+        syncs=syncs,
+        specs=specs,
+        timings=timings,
+        warnings=warnings,
+    )

@@ -1,0 +1,290 @@
+"""The ForecastScaler as a replay policy: the operator's own sync, in virtual time.
+
+Each sync does what `forecastscaler.operator.reconcile.Reconciler.sync` does, in its order,
+with the same functions:
+
+- read: the current load (a gap is a failed read: `failures` counts them, no forecast that
+  sync) and the history window up to now (`forecast.history`, gaps omitted as Prometheus
+  omits absent samples);
+- forecast: refit with `make_forecaster` when `ModelState.needs_refit` says so (first sync, then
+  every `forecast.retrainInterval` of simulated time), `update` in between, and
+  `path_from_model` for the path; InsufficientHistory or a model error drop the model;
+- anomaly score: `residual_score` of the load against the previous sync's forecast (point and
+  0.9 upper) once the model's intervals are calibrated;
+- decide (`decide` with `initial_memory` on the first sync), apply (the count changes when the
+  decision says so; `mode` is treated as Active), `remember`.
+
+One shortcut, exact by construction: `update` is skipped when no step completed since the last
+sync, because the history is then unchanged and every model's `update` is a no-op on a history
+with no new point.
+
+Timing (`clock`) is optional and injected, for the benchmark; the replay never reads a clock.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from forecastscaler.models.anomaly import residual_score
+from forecastscaler.models.base import InsufficientHistory
+from forecastscaler.models.selection import make_forecaster
+from forecastscaler.operator.api import ForecastScalerSpec, parse_duration
+from forecastscaler.operator.decision import (
+    Decision,
+    ForecastPath,
+    Memory,
+    Observation,
+    decide,
+    initial_memory,
+    remember,
+)
+from forecastscaler.operator.forecasting import (
+    INTERVAL,
+    ModelState,
+    model_key,
+    path_from_model,
+)
+from forecastscaler.simulator.world import PastView, World
+
+
+@dataclass
+class Timings:
+    """Seconds spent per phase and how often (filled only when a clock is given)."""
+
+    seconds: dict[str, float] = field(
+        default_factory=lambda: {"fit": 0.0, "update": 0.0, "predict": 0.0, "decide": 0.0}
+    )
+    calls: dict[str, int] = field(
+        default_factory=lambda: {"fit": 0, "update": 0, "predict": 0, "decide": 0}
+    )
+
+
+@dataclass(frozen=True)
+class SyncRecord:
+    """One sync, for the results' decision log and the forecast scores."""
+
+    time: float
+    load: float | None
+    current: int
+    desired: int
+    reason: str
+    forecast_value: float | None
+    forecast_point: float | None
+    forecast_lower: float | None
+    forecast_upper: float | None
+    anomalous: bool
+    model: str
+
+
+class ForecastPolicy:
+    """One ForecastScaler configuration replayed through the operator's decision sequence."""
+
+    def __init__(
+        self,
+        spec: ForecastScalerSpec,
+        *,
+        name: str = "forecast",
+        trace_step: float | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.name = name
+        self.spec = spec
+        self.key = model_key(spec, "simulator")
+        self.model = ModelState()
+        self.model.reset(self.key)
+        self.memory: Memory | None = None
+        self.failures = 0
+        self.last_forecast: ForecastPath | None = None
+        self.retrain = parse_duration(spec.forecast.retrain_interval)
+        self.window = parse_duration(spec.forecast.history)
+        self.horizon = parse_duration(spec.forecast.horizon)
+        self.step = parse_duration(spec.forecast.step)
+        self.trace_step = self.step if trace_step is None else trace_step
+        self.records: list[SyncRecord] = []
+        self.problems: dict[str, int] = {}
+        self.clock = clock
+        self.timings = Timings()
+        self._seen = -1
+
+    # The engine's policy interface.
+
+    def tick_times(self, world: World) -> np.ndarray:
+        period = self.spec.interval_seconds
+        return np.arange(world.start_time, world.end_time, period, dtype=np.float64)
+
+    def initial_replicas(self, world: World) -> int:
+        return min(max(world.initial_replicas(), self.spec.min_replicas), self.spec.max_replicas)
+
+    def decide(self, now: float, past: PastView, current: int) -> int:
+        load = past.current_load()
+        forecast: ForecastPath | None = None
+        if load is None:
+            self.failures += 1
+        else:
+            self.failures = 0
+            forecast = self._forecast(now, past)
+        score = self._score_anomaly(now, load, forecast)
+        if self.memory is None:
+            self.memory = initial_memory(now, current)
+        t = self._tick()
+        d = decide(
+            self.spec,
+            Observation(
+                now=now,
+                current_replicas=current,
+                load=load,
+                forecast=forecast,
+                anomaly_score=score,
+                consecutive_failures=self.failures,
+                memory=self.memory,
+            ),
+        )
+        self.memory = remember(self.spec, self.memory, d, now, d.changes_scale)
+        self._tock("decide", t)
+        self._record(now, d, load)
+        return d.desired_replicas
+
+    # The phases of a sync.
+
+    def _forecast(self, now: float, past: PastView) -> ForecastPath | None:
+        state = self.model
+        fresh = past.completed != self._seen
+        if fresh or state.model is None:
+            state.history = self._history(now, past)
+            self._seen = past.completed
+        try:
+            if state.needs_refit(self.key, now, self.retrain):
+                t = self._tick()
+                model = make_forecaster(self.key.models, self.key.horizon_steps)
+                state.model = model.fit(state.history)
+                state.fitted_at = now
+                self._tock("fit", t)
+            elif fresh:
+                assert state.model is not None
+                t = self._tick()
+                state.model.update(state.history)
+                self._tock("update", t)
+            if state.model is None or not len(state.history):
+                return None
+            t = self._tick()
+            end = pd.Timestamp(state.history.index[-1]).timestamp()
+            path = path_from_model(state.model, state.model_name, self.spec, now, end)
+            self._tock("predict", t)
+            if path is None:
+                self._problem("StaleHistory")
+            return path
+        except InsufficientHistory:
+            state.model = None
+            self._problem("InsufficientHistory")
+        except Exception as exc:  # as the operator: a model bug means reactive, not a crash
+            state.model = None
+            self._problem(f"ForecastFailed: {type(exc).__name__}: {exc}")
+        return None
+
+    def _history(self, now: float, past: PastView) -> pd.Series:
+        history = past.history(now - self.window)
+        if self.step <= self.trace_step * (1 + 1e-9):
+            return history
+        # A coarser forecast.step: the range query samples the grid of multiples of the step.
+        seconds = pd.DatetimeIndex(history.index).as_unit("s").asi8
+        sampled: pd.Series = history[(seconds % round(self.step)) == 0]
+        return sampled
+
+    def _score_anomaly(
+        self, now: float, load: float | None, forecast: ForecastPath | None
+    ) -> float | None:
+        previous, self.last_forecast = self.last_forecast, forecast
+        if not self.spec.anomaly.enabled or load is None or previous is None:
+            return None
+        if not self.model.calibrated:
+            return None
+        expected = previous.at(now)
+        if expected is None:
+            return None
+        _, point, _, upper = expected
+        return residual_score(load, point, upper, quantile=INTERVAL[1])
+
+    # Bookkeeping.
+
+    def _record(self, now: float, d: Decision, load: float | None) -> None:
+        fh = d.forecast_at_horizon
+        self.records.append(
+            SyncRecord(
+                time=now,
+                load=load,
+                current=d.current_replicas,
+                desired=d.desired_replicas,
+                reason=d.reason.value,
+                forecast_value=fh[0] if fh else None,
+                forecast_point=fh[1] if fh else None,
+                forecast_lower=fh[2] if fh else None,
+                forecast_upper=fh[3] if fh else None,
+                anomalous=d.anomalous,
+                model=self.model.model_name if self.model.model is not None else "",
+            )
+        )
+
+    def _problem(self, what: str) -> None:
+        self.problems[what] = self.problems.get(what, 0) + 1
+
+    def _tick(self) -> float:
+        return self.clock() if self.clock is not None else 0.0
+
+    def _tock(self, phase: str, start: float) -> None:
+        if self.clock is not None:
+            self.timings.seconds[phase] += self.clock() - start
+            self.timings.calls[phase] += 1
+
+    def sync_frame(self) -> pd.DataFrame:
+        """Every sync as a row (time as UTC timestamps)."""
+        frame = pd.DataFrame([r.__dict__ for r in self.records])
+        if len(frame):
+            frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
+        return frame
+
+    def forecast_scores(self, world: World) -> dict[str, float | int | None]:
+        """Forecast error and interval coverage at the horizon, over syncs in the scored part:
+        each forecast of the load at now + horizon against the load of the step that ends
+        there (end labels, as the model sees the history)."""
+        scored_from = world.time(world.first_scored)
+        actual: list[float] = []
+        point: list[float] = []
+        lower: list[float] = []
+        upper: list[float] = []
+        value: list[float] = []
+        for r in self.records:
+            if r.time < scored_from or r.forecast_point is None:
+                continue
+            target = r.time + self.horizon
+            j = math.ceil((target - world.t0) / world.step - 1e-9) - 1
+            if j < 0 or j >= world.n or not math.isfinite(world.load[j]):
+                continue
+            actual.append(float(world.load[j]))
+            point.append(r.forecast_point)
+            lower.append(r.forecast_lower if r.forecast_lower is not None else math.nan)
+            upper.append(r.forecast_upper if r.forecast_upper is not None else math.nan)
+            value.append(r.forecast_value if r.forecast_value is not None else math.nan)
+        if not actual:
+            return {
+                "forecast_points": 0,
+                "forecast_mae": None,
+                "forecast_wape": None,
+                "interval_coverage": None,
+                "quantile_coverage": None,
+            }
+        a, p = np.array(actual), np.array(point)
+        lo, hi, v = np.array(lower), np.array(upper), np.array(value)
+        err = np.abs(a - p)
+        total = float(np.sum(np.abs(a)))
+        return {
+            "forecast_points": len(a),
+            "forecast_mae": float(err.mean()),
+            "forecast_wape": float(err.sum() / total) if total > 0 else None,
+            "interval_coverage": float(np.mean((a >= lo) & (a <= hi))),
+            "quantile_coverage": float(np.mean(a <= v)),
+        }

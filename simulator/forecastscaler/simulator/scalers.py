@@ -1,0 +1,97 @@
+"""ForecastScaler manifests for the simulator: the file a user applies to the cluster, read the
+same way, with the trace filling in what a cluster would (the metric's step).
+
+Defaults when no manifest is given (or a manifest leaves them unset):
+
+- ``metric.targetPerReplica``: 80% of a replica's capacity (what the HPA baseline targets);
+- ``minReplicas`` 1, ``maxReplicas`` twice what the trace's peak needs at that target (≥ 10);
+- ``forecast.step``: the trace's step (the operator's step is the metric's step);
+- ``forecast.horizon``: the operator's 5m, or longer when the world needs it: replicas asked
+  for now serve the first step that starts after they are ready, whose load is labelled with
+  its end, so the horizon must reach ``startup + interval + step``;
+- everything else: the ForecastScaler defaults (history 7d, capped by what the trace has;
+  retrainInterval 1h; interval 30s; behavior as the HPA's).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from forecastscaler.operator.api import ForecastScalerSpec, format_duration, parse_duration
+
+DEFAULT_HORIZON = 300.0
+
+
+class ScalerError(ValueError):
+    """A manifest the simulator cannot use; the message says why."""
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """The `spec` of the ForecastScaler in a YAML file (the first, if there are several)."""
+    try:
+        docs = [d for d in yaml.safe_load_all(Path(path).read_text()) if d]
+    except (OSError, yaml.YAMLError) as exc:
+        raise ScalerError(f"{path}: {exc}") from exc
+    for doc in docs:
+        if not isinstance(doc, dict):
+            continue
+        if doc.get("kind") == "ForecastScaler" and isinstance(doc.get("spec"), dict):
+            return dict(doc["spec"])
+        if "scaleTargetRef" in doc or "metric" in doc:
+            return dict(doc)  # a bare spec
+    raise ScalerError(f"{path}: no ForecastScaler in the file")
+
+
+def build_spec(
+    manifest: Mapping[str, Any] | None,
+    *,
+    step: float,
+    startup: float,
+    target: float,
+    max_replicas: int,
+) -> tuple[ForecastScalerSpec, list[str]]:
+    """The spec the forecast policy runs, and warnings about it."""
+    spec: dict[str, Any] = copy.deepcopy(dict(manifest or {}))
+    warnings: list[str] = []
+    spec.setdefault(
+        "scaleTargetRef", {"apiVersion": "apps/v1", "kind": "Deployment", "name": "simulated"}
+    )
+    spec.setdefault("maxReplicas", max_replicas)
+    metric = dict(spec.get("metric") or {})
+    metric.setdefault("query", "trace")
+    metric.setdefault("targetPerReplica", target)
+    spec["metric"] = metric
+    forecast = dict(spec.get("forecast") or {})
+    forecast.setdefault("step", format_duration(step))
+    interval = parse_duration(str(spec.get("interval", "30s")))
+    if "horizon" not in forecast:
+        need = startup + interval + step
+        forecast["horizon"] = format_duration(max(DEFAULT_HORIZON, math.ceil(need)))
+    spec["forecast"] = forecast
+    try:
+        parsed = ForecastScalerSpec.model_validate(spec)
+    except ValueError as exc:
+        raise ScalerError(f"invalid ForecastScaler spec: {exc}") from exc
+    fstep = parse_duration(parsed.forecast.step)
+    ratio = fstep / step
+    if abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
+        raise ScalerError(
+            f"forecast.step {parsed.forecast.step} is not a multiple of the trace's step "
+            f"{format_duration(step)}"
+        )
+    horizon = parse_duration(parsed.forecast.horizon)
+    if horizon < startup + parsed.interval_seconds:
+        warnings.append(
+            f"forecast.horizon {parsed.forecast.horizon} is shorter than the start-up time plus "
+            f"one interval ({format_duration(startup + parsed.interval_seconds)}): replicas asked "
+            "for on the forecast will be late"
+        )
+    if parsed.mode == "DryRun":
+        warnings.append("mode DryRun is replayed as Active (the simulator always applies)")
+    return parsed, warnings

@@ -1,0 +1,138 @@
+"""`forecastscaler simulate` end to end on a small generated trace, its JSON and its plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from forecastscaler.operator.cli import main
+from forecastscaler.simulator import simulate
+from forecastscaler.simulator.scalers import ScalerError, build_spec
+
+POLICY_KEYS = {
+    "underprovisioned_fraction",
+    "unmet_fraction",
+    "replica_hours",
+    "cost_vs_oracle",
+    "scaling_actions",
+    "mean_utilisation",
+}
+
+
+@pytest.fixture
+def trace_csv(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(1)
+    n = 600
+    t = np.arange(n)
+    load = 300 + 150 * np.sin(2 * np.pi * t / 180) + rng.normal(0, 20, n)
+    rows = [f"{1_700_000_000 + 60 * i},{v:.3f}" for i, v in enumerate(load)]
+    rows[100] = f"{1_700_000_000 + 6000},"  # a gap
+    path = tmp_path / "small.csv"
+    path.write_text("timestamp,value\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_simulate_command_end_to_end(
+    trace_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_json, out_png = tmp_path / "out.json", tmp_path / "out.png"
+    scaler = tmp_path / "fsc.yaml"
+    scaler.write_text(
+        "apiVersion: forecastscaler.io/v1alpha1\nkind: ForecastScaler\nmetadata: {name: web}\n"
+        "spec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n"
+        "  maxReplicas: 40\n  metric: {query: q, targetPerReplica: 24}\n"
+        "  forecast: {quantile: 0.95}\n"
+    )
+    code = main(
+        [
+            "simulate",
+            "--trace",
+            str(trace_csv),
+            "--scaler",
+            str(scaler),
+            "--json",
+            str(out_json),
+            "--plot",
+            str(out_png),
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    text = capsys.readouterr().out
+    for name in ("forecast", "hpa", "oracle"):
+        assert name in text
+    data = json.loads(out_json.read_text())
+    assert {"trace", "step_seconds", "scored_steps"} <= set(data)
+    assert data["trace"] == "small" and data["step_seconds"] == 60 and data["scored_steps"] == 300
+    assert set(data["policies"]) == {"forecast", "hpa", "oracle"}
+    for figures in data["policies"].values():
+        assert set(figures) >= POLICY_KEYS
+    assert data["policies"]["oracle"]["underprovisioned_fraction"] == 0
+    assert data["policies"]["oracle"]["cost_vs_oracle"] == 1
+    assert data["specs"]["forecast"]["forecast"]["quantile"] == 0.95
+    assert data["specs"]["forecast"]["forecast"]["step"] == "1m"
+    png = out_png.read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(["--policies", "hpa,magic"], "unknown policies", id="unknown-policy"),
+        pytest.param(["--warmup", "150%"], "warmup", id="bad-warmup"),
+        pytest.param(["--column", "nope"], "no 'nope' column", id="bad-column"),
+    ],
+)
+def test_simulate_command_errors(
+    trace_csv: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    assert main(["simulate", "--trace", str(trace_csv), "--no-progress", *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unparseable_trace_is_a_clean_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("timestamp,value\n" + "".join(f"{i},x\n" for i in range(20)))
+    assert main(["simulate", "--trace", str(bad), "--no-progress"]) == 2
+    assert "is not a number" in capsys.readouterr().err
+
+
+def test_python_api_frames_and_scores(trace_csv: Path) -> None:
+    result = simulate(trace_csv, policies=["hpa", "oracle"])
+    assert set(result.frames) == {"hpa", "oracle"}
+    frame = result.frames["hpa"]
+    assert {"load", "ready", "paid", "capacity", "short", "shortfall", "scored"} <= set(
+        frame.columns
+    )
+    assert int(frame["scored"].sum()) == result.scored_steps
+    assert result.scores["oracle"]["underprovisioned_fraction"] == 0
+    assert len(result.actions("hpa")) > 0
+
+
+@pytest.mark.parametrize(
+    ("manifest", "step", "horizon"),
+    [
+        pytest.param(None, 60.0, "5m", id="default-1m"),
+        pytest.param(None, 300.0, "630s", id="default-5m-covers-startup-and-step"),
+        pytest.param({"forecast": {"horizon": "2m"}}, 60.0, "2m", id="manifest-wins"),
+    ],
+)
+def test_forecast_spec_defaults(
+    manifest: dict[str, object] | None, step: float, horizon: str
+) -> None:
+    spec, warnings = build_spec(
+        manifest, step=step, startup=max(180.0, step), target=8.0, max_replicas=50
+    )
+    assert spec.forecast.horizon == horizon
+    assert spec.metric.target_per_replica == 8.0
+    assert (horizon == "2m") == bool(warnings)
+
+
+def test_forecast_step_must_be_a_multiple_of_the_trace_step() -> None:
+    with pytest.raises(ScalerError, match="multiple"):
+        build_spec({"forecast": {"step": "90s"}}, step=60, startup=180, target=1, max_replicas=10)
