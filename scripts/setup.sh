@@ -10,7 +10,7 @@ if ! python3 -c 'import torch' 2>/dev/null; then
   # On this machine kind the CPU wheel lies in pip's find-links; a plain `torch` requirement
   # would otherwise pull several GB of CUDA packages from the index.
   log "installing torch 2.13.0 (CPU build)"
-  pip install --quiet torch==2.13.0
+  python3 -m pip install --quiet torch==2.13.0
 fi
 # (Re)install unless the importable package is this very checkout, editable, with all portions.
 here="$(pwd -P)"
@@ -23,7 +23,7 @@ case "$installed" in
 esac
 if [ -z "$installed" ]; then
   log "installing forecastscaler (editable) with its dev tools"
-  pip install --quiet -e '.[dev]'
+  python3 -m pip install --quiet -e '.[dev]'
   echo "$want" > "$stamp"
 fi
 log "building or reusing the local control plane binaries"

@@ -123,7 +123,8 @@ CASES = {
     # Reactive 40 → 4; forecast 54 is within tolerance of 5 → 5 wins, held by tolerance.
     "forecast-within-tolerance-holds": Case(5, 40, 5, Reason.TOLERANCE, forecast=54),
     # --- no data ----------------------------------------------------------------------------------
-    "no-data-none": Case(5, None, 5, Reason.NO_DATA, check={"recommendation": None}),
+    # A hold is remembered, so a long outage cannot empty the scale-down window.
+    "no-data-none": Case(5, None, 5, Reason.NO_DATA, check={"recommendation": 5}),
     "no-data-nan": Case(5, NAN, 5, Reason.NO_DATA, check={"load": None}),
     "no-data-inf": Case(5, INF, 5, Reason.NO_DATA),
     "no-data-negative": Case(5, -1.0, 5, Reason.NO_DATA),
@@ -400,11 +401,13 @@ def test_remember_records_the_unstabilized_recommendation_and_applied_changes() 
     assert not_applied.recommendations[-1] == Recommendation(NOW, 3)
 
 
-def test_remember_skips_syncs_without_data() -> None:
+def test_remember_records_a_hold_on_syncs_without_data() -> None:
     spec = make_spec()
     mem = initial_memory(NOW - 15, 5)
     d = decide(spec, Observation(now=NOW, current_replicas=5, load=None, memory=mem))
-    assert remember(spec, mem, d, NOW, applied=True) == mem
+    out = remember(spec, mem, d, NOW, applied=True)
+    assert out.recommendations == (*mem.recommendations, Recommendation(NOW, 5))
+    assert out.scale_events == ()
 
 
 def test_remember_forgets_what_no_window_needs() -> None:
@@ -641,7 +644,7 @@ def check_invariants(spec: ForecastScalerSpec, obs: Observation) -> None:
     if load is None or not math.isfinite(load) or load < 0:
         assert d.desired_replicas >= cur, "no scale-down without data"
         assert d.reason in (Reason.NO_DATA, Reason.FALLBACK)
-        assert d.recommendation is None
+        assert d.recommendation == d.desired_replicas, "a hold is remembered"
     frozen = (
         spec.anomaly.enabled
         and spec.anomaly.action == "FreezeScaleDown"
@@ -689,3 +692,24 @@ else:
     @given(st.data())
     def test_invariants_hypothesis(data: st.DataObject) -> None:
         check_invariants(*random_scenario(HypothesisDraw(data)))
+
+
+def test_an_outage_longer_than_the_window_does_not_release_a_scale_down() -> None:
+    """Load 1000 needs 10; the metric is missing for 10 minutes (longer than the 300 s window);
+    the first sample back is low. The holds during the outage were remembered, so the window
+    still keeps 10 instead of dropping to 1 at once."""
+    spec = ForecastScalerSpec.model_validate(
+        {
+            "scaleTargetRef": {"kind": "Deployment", "name": "web"},
+            "maxReplicas": 50,
+            "metric": {"query": "q", "targetPerReplica": 100},
+        }
+    )
+    now, memory = 0.0, initial_memory(0.0, 10)
+    for t in range(0, 600, 30):
+        now = float(t)
+        d = decide(spec, Observation(now=now, current_replicas=10, load=None, memory=memory))
+        assert d.desired_replicas == 10
+        memory = remember(spec, memory, d, now, applied=False)
+    back = decide(spec, Observation(now=now + 30, current_replicas=10, load=100.0, memory=memory))
+    assert back.desired_replicas == 10 and back.reason == Reason.STABILIZED

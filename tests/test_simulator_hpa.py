@@ -112,7 +112,9 @@ def test_step_load_in_the_world_follows_the_15s_cadence() -> None:
 
 
 def test_hpa_is_decide_without_forecast() -> None:
-    """The HPA module and the decision core agree sync by sync on a random load."""
+    """The HPA module and the decision core agree sync by sync on a random load with data at
+    every sync. (On syncs without data they differ on purpose: the HPA forgets, the core
+    remembers a hold so a long outage cannot release a scale-down; see the next test.)"""
     rng = np.random.default_rng(7)
     spec = ForecastScalerSpec.model_validate(
         {
@@ -128,9 +130,32 @@ def test_hpa_is_decide_without_forecast() -> None:
     memory = initial_memory(0.0, cur_b)
     for i in range(2000):
         now = 15.0 * i
-        load = None if rng.random() < 0.03 else float(rng.gamma(2.0, 800.0))
+        load = float(rng.gamma(2.0, 800.0))
         cur_a = hpa.sync(now, cur_a, load)
         d = decide(spec, Observation(now=now, current_replicas=cur_b, load=load, memory=memory))
         memory = remember(spec, memory, d, now, d.changes_scale)
         cur_b = d.desired_replicas
         assert cur_a == cur_b, f"sync {i}"
+
+
+def test_missing_data_holds_in_both_but_only_the_core_remembers_it() -> None:
+    spec = ForecastScalerSpec.model_validate(
+        {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "x"},
+            "maxReplicas": 60,
+            "metric": {"query": "q", "targetPerReplica": 100},
+        }
+    )
+    hpa = Hpa(target=100.0, min_replicas=1, max_replicas=60)
+    memory = initial_memory(0.0, 10)
+    assert hpa.sync(0.0, 10, 1000.0) == 10
+    for i in range(1, 41):  # ten minutes without data
+        now = 15.0 * i
+        assert hpa.sync(now, 10, None) == 10
+        d = decide(spec, Observation(now=now, current_replicas=10, load=None, memory=memory))
+        assert d.desired_replicas == 10
+        memory = remember(spec, memory, d, now, False)
+    back = 15.0 * 41
+    assert hpa.sync(back, 10, 100.0) == 1, "the HPA's window emptied during the outage"
+    d = decide(spec, Observation(now=back, current_replicas=10, load=100.0, memory=memory))
+    assert d.desired_replicas == 10, "the core still holds"

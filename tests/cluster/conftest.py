@@ -8,6 +8,7 @@ never skip silently: without a cluster they fail, saying how to get one.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -42,6 +43,9 @@ def kubeconfig() -> str:
             + up.stdout[-2000:]
             + up.stderr[-3000:]
         )
+    if shutil.which("kubectl") is None:  # use the kubectl built with the control plane
+        bindir = (STATE / "bindir").read_text().strip()
+        os.environ["PATH"] = f"{bindir}{os.pathsep}{os.environ['PATH']}"
     return str(STATE / "kubeconfig")
 
 
@@ -86,7 +90,10 @@ def loads(prometheus_url: str) -> Iterator[LoadExporter]:
     targets = Path(
         os.environ.get("FORECASTSCALER_PROMETHEUS_TARGETS_DIR", STATE / "prometheus" / "targets")
     )
-    path = write_targets_file(targets, "fsc-tests", exporter.port, "fsc-tests")
+    # One file per session, so concurrent sessions on one machine keep their own target.
+    path = write_targets_file(
+        targets, f"fsc-tests-{uuid.uuid4().hex[:8]}", exporter.port, "fsc-tests"
+    )
     eventually(
         lambda: prom_query(prometheus_url, f'{METRIC}{{app="canary"}}'),
         timeout=60,

@@ -307,8 +307,8 @@ class ForecastScalerSpec(_Model):
                 f"({self.max_replicas})"
             )
         step = parse_duration(self.forecast.step)
-        if step < 1:
-            raise ValueError("forecast.step must be at least 1s")
+        if step < 1 or step != int(step):
+            raise ValueError("forecast.step must be a whole number of seconds, at least 1s")
         if parse_duration(self.forecast.history) < 3 * step:
             raise ValueError("forecast.history must cover at least three steps")
         if parse_duration(self.forecast.horizon) <= 0:

@@ -195,6 +195,7 @@ def decide(spec: ForecastScalerSpec, obs: Observation) -> Decision:
             return replace(
                 base,
                 desired_replicas=desired,
+                recommendation=desired,
                 reason=Reason.FALLBACK,
                 fallback=True,
                 message=(
@@ -203,8 +204,11 @@ def decide(spec: ForecastScalerSpec, obs: Observation) -> Decision:
                     "never scaling down without data"
                 ),
             )
+        # A hold is remembered like a recommendation: after an outage longer than the
+        # scale-down window, the first sample must not be free to remove replicas at once.
         return replace(
             base,
+            recommendation=cur,
             message="no current load (missing, stale or not a number): holding replicas",
         )
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pandas as pd
 
-from forecastscaler.models.base import Forecaster, InsufficientHistory
+from forecastscaler.models.base import FloatArray, Forecaster, InsufficientHistory
 from forecastscaler.models.selection import BestOf, make_forecaster
 from forecastscaler.operator.api import ForecastScalerSpec, parse_duration
 from forecastscaler.operator.decision import ForecastPath
@@ -59,6 +60,8 @@ class ModelState:
     key: ModelKey | None = None
     model: Forecaster | None = None
     fitted_at: float | None = None
+    fetched_at: float | None = None
+    """When the whole history window was last read (refits reuse it until retrainInterval)."""
     history: pd.Series = field(default_factory=lambda: pd.Series(dtype="float64"))
 
     def needs_refit(self, key: ModelKey, now: float, retrain_seconds: float) -> bool:
@@ -69,8 +72,16 @@ class ModelState:
             or now - self.fitted_at >= retrain_seconds
         )
 
+    def needs_full_fetch(self, key: ModelKey, now: float, retrain_seconds: float) -> bool:
+        return (
+            self.key != key
+            or not len(self.history)
+            or self.fetched_at is None
+            or now - self.fetched_at >= retrain_seconds
+        )
+
     def reset(self, key: ModelKey) -> None:
-        self.key, self.model, self.fitted_at = key, None, None
+        self.key, self.model, self.fitted_at, self.fetched_at = key, None, None, None
         self.history = pd.Series(dtype="float64")
 
     def merge_history(self, fresh: pd.Series, window_seconds: float, now: float) -> None:
@@ -127,19 +138,25 @@ def path_from_model(
     directly, the operator through the fit pool."""
     step = parse_duration(spec.forecast.step)
     horizon = parse_duration(spec.forecast.horizon)
-    if now - history_end > horizon:
+    if now - history_end > horizon + step:  # the newest sample may lag by up to one step
         return None
     steps = max(1, math.ceil((now + horizon - history_end) / step) + 1)
     q = spec.forecast.quantile
     # The provisioned quantile, plus a fixed 80% interval for status and anomaly scoring.
     levels = tuple(sorted({INTERVAL[0], 0.5, q, INTERVAL[1]}))
     fc = model.predict(steps, levels)
+
+    def path(values: Sequence[float] | FloatArray) -> tuple[float, ...]:
+        # The first step's values also stand for the time between the last sample and it,
+        # so every sync in that gap (interval < step) still has an expectation for "now".
+        return (float(values[0]), *(float(v) for v in values))
+
     return ForecastPath(
-        times=tuple(pd.Timestamp(t).timestamp() for t in fc.index),
-        value=tuple(float(v) for v in fc.quantile(q)),
-        point=tuple(float(v) for v in fc.point),
-        lower=tuple(float(v) for v in fc.quantile(INTERVAL[0])),
-        upper=tuple(float(v) for v in fc.quantile(INTERVAL[1])),
+        times=(history_end, *(pd.Timestamp(t).timestamp() for t in fc.index)),
+        value=path(fc.quantile(q)),
+        point=path(fc.point),
+        lower=path(fc.quantile(INTERVAL[0])),
+        upper=path(fc.quantile(INTERVAL[1])),
         quantile=q,
         model=name,
     )

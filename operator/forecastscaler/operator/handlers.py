@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -19,7 +18,7 @@ import kopf
 from kubernetes import client, config
 
 from forecastscaler.operator.api import GROUP, PLURAL, VERSION
-from forecastscaler.operator.kube import Kube
+from forecastscaler.operator.kube import Kube, load_credentials
 from forecastscaler.operator.reconcile import ObjectState, Reconciler, Services
 from forecastscaler.operator.settings import OperatorConfig
 
@@ -31,26 +30,34 @@ def _post_event(body: Mapping[str, Any], type_: str, reason: str, message: str) 
     kopf.event(dict(body), type=type_, reason=reason, message=message[:1000])  # type: ignore[arg-type]
 
 
-def _api_client() -> client.ApiClient:
-    """In-cluster credentials when running in a pod, else KUBECONFIG (read now, not at import)."""
-    try:
-        config.load_incluster_config()
-        return client.ApiClient()
-    except config.ConfigException:
-        pass
-    try:
-        api: client.ApiClient = config.new_client_from_config(
-            config_file=os.environ.get("KUBECONFIG")
-        )
-        return api
-    except (config.ConfigException, OSError) as exc:
-        raise kopf.PermanentError(f"no Kubernetes credentials: {exc}") from exc
-
-
 @kopf.on.login()
-def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    """In-cluster service account when in a pod, else KUBECONFIG as the environment says now."""
-    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
+    """Kopf and the operator's own client share one set of credentials, read at run time
+    (kopf.login_via_client would use a KUBECONFIG path frozen when the client was imported)."""
+    try:
+        cfg = load_credentials()
+    except (config.ConfigException, OSError, TypeError) as exc:
+        raise kopf.LoginError(
+            f"no Kubernetes credentials (in-cluster or KUBECONFIG): {exc}"
+        ) from exc
+    header = cfg.get_api_key_with_prefix("BearerToken") or cfg.get_api_key_with_prefix(
+        "authorization"
+    )
+    parts = header.split(" ", 1) if header else []
+    scheme = parts[0] if len(parts) == 2 else None
+    token = parts[-1] if parts else None
+    return kopf.ConnectionInfo(
+        server=cfg.host,
+        ca_path=cfg.ssl_ca_cert,
+        insecure=not cfg.verify_ssl,
+        username=cfg.username or None,
+        password=cfg.password or None,
+        scheme=scheme,
+        token=token,
+        certificate_path=cfg.cert_file,
+        private_key_path=cfg.key_file,
+        trust_env=settings.networking.trust_env,
+    )
 
 
 @kopf.on.startup()
@@ -72,7 +79,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.execution.max_workers = 4
 
     pool = ThreadPoolExecutor(max_workers=cfg.fit_workers, thread_name_prefix="fit")
-    services = Services(kube=Kube(_api_client()), config=cfg, pool=pool, emit=_post_event)
+    api = client.ApiClient(await asyncio.to_thread(load_credentials))
+    services = Services(kube=Kube(api), config=cfg, pool=pool, emit=_post_event)
     memo["services"] = services
     memo["reconciler"] = Reconciler(services)
     log.info(

@@ -8,11 +8,12 @@ exactly like the HPA's scaleTargetRef. Failures become TargetError with a condit
 from __future__ import annotations
 
 import base64
+import os
 import threading
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes import client
+from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import (
@@ -24,6 +25,17 @@ from kubernetes.dynamic.exceptions import (
 from forecastscaler.operator.api import GROUP, PLURAL, VERSION, ScaleTargetRef
 
 MERGE_PATCH = "application/merge-patch+json"
+
+
+def load_credentials() -> client.Configuration:
+    """In-cluster service account in a pod, else the kubeconfig that KUBECONFIG names now
+    (exec and auth-provider plugins included); installed as the client's default."""
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
+    configuration: client.Configuration = client.Configuration.get_default_copy()
+    return configuration
 
 
 class TargetError(Exception):

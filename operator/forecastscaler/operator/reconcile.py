@@ -69,6 +69,11 @@ class ObjectState:
     model: ModelState = field(default_factory=ModelState)
     last_forecast: ForecastPath | None = None
     last_dry_run: int | None = None
+    dry_run_replicas: int | None = None
+    """The count Active mode would have now (DryRun only)."""
+    dry_run_anchor: int | None = None
+    """The real count dry_run_replicas started from."""
+    last_write_error: str | None = None
     last_scale_time: str | None = None
 
 
@@ -148,6 +153,10 @@ class Reconciler:
 
         out = Outcome(spec=spec)
         await self._read_target(out, namespace)
+        if out.target_error is not None:
+            # Nothing is decided without the target; start the windows afresh when it is back.
+            state.memory = None
+            state.dry_run_replicas = None
         await self._read_metric(out, state, namespace, now)
         await self._forecast(out, state, now, logger)
         self._score_anomaly(out, state, now)
@@ -165,6 +174,8 @@ class Reconciler:
             )
         except TargetError as exc:
             out.target_error = exc
+        except Exception as exc:  # discovery or transport errors: same treatment
+            out.target_error = TargetError(f"cannot read the target's scale: {exc}")
 
     async def _endpoint(self, spec: ForecastScalerSpec, namespace: str) -> Endpoint:
         prom = spec.metric.prometheus
@@ -192,6 +203,10 @@ class Reconciler:
             out.metric_error = exc
             state.failures += 1
             return
+        except Exception as exc:  # e.g. a token that is not valid base64
+            out.metric_error = SecretError(f"cannot read the bearer token: {exc}")
+            state.failures += 1
+            return
         key = model_key(spec, endpoint.url)
         if state.model.key != key:
             state.model.reset(key)
@@ -199,8 +214,9 @@ class Reconciler:
         step = parse_duration(spec.forecast.step)
         window = parse_duration(spec.forecast.history)
         at = datetime.fromtimestamp(now, UTC)
-        full = state.model.needs_refit(key, now, parse_duration(spec.forecast.retrain_interval))
-        full = full or not len(state.model.history)
+        full = state.model.needs_full_fetch(
+            key, now, parse_duration(spec.forecast.retrain_interval)
+        )
         if full:
             first = now - window
         else:  # only what is new since the last sync, with a little overlap for late samples
@@ -211,12 +227,17 @@ class Reconciler:
         try:
             out.load = await asyncio.to_thread(source.current, spec.metric.query, at)
             fresh = await asyncio.to_thread(source.history, spec.metric.query, start, at, step)
-            if full:  # a refit reads the whole window afresh: it replaces what was cached
+            if full:  # the whole window read afresh replaces what was cached
                 state.model.history = fresh.iloc[0:0]
-            state.model.merge_history(fresh, window, now)
+                state.model.fetched_at = now
+            await asyncio.to_thread(state.model.merge_history, fresh, window, now)
             state.failures = 0
         except MetricError as exc:
             out.metric_error = exc
+            out.load = None
+            state.failures += 1
+        except Exception as exc:  # a malformed answer must count as a failure, not crash
+            out.metric_error = MetricError(f"cannot read the metric: {type(exc).__name__}: {exc}")
             out.load = None
             state.failures += 1
 
@@ -261,13 +282,23 @@ class Reconciler:
     def _decide(self, out: Outcome, state: ObjectState, now: float) -> None:
         if out.scale is None:
             return
+        current = out.scale.replicas
+        if out.spec.mode == "DryRun":
+            # DryRun follows the count Active mode would have reached, so it reports what
+            # the operator would do (1→5→8 under rate limits), not a single capped step.
+            # Someone else changing the real count re-anchors it.
+            if state.dry_run_replicas is None or state.dry_run_anchor != current:
+                state.dry_run_replicas, state.dry_run_anchor = current, current
+            current = state.dry_run_replicas
+        else:
+            state.dry_run_replicas = state.dry_run_anchor = None
         if state.memory is None:
-            state.memory = initial_memory(now, out.scale.replicas)
+            state.memory = initial_memory(now, current)
         out.decision = decide(
             out.spec,
             Observation(
                 now=now,
-                current_replicas=out.scale.replicas,
+                current_replicas=current,
                 load=out.load,
                 forecast=out.forecast,
                 anomaly_score=out.anomaly_score,
@@ -302,12 +333,15 @@ class Reconciler:
                 text = f"scaled {target} {change}: {headline(spec, d)}"
                 logger.info(text)
                 self.s.emit(body, "Normal", "SuccessfulRescale", text)
+                state.last_write_error = None
             except TargetError as exc:
                 out.write_error = exc
                 logger.warning("cannot scale %s: %s", target, exc)
-                self.s.emit(body, "Warning", exc.reason, str(exc))
-        elif spec.mode == "DryRun" and d.desired_replicas != state.last_dry_run:
-            if d.changes_scale:
+                if str(exc) != state.last_write_error:  # once per distinct failure
+                    self.s.emit(body, "Warning", exc.reason, str(exc))
+                state.last_write_error = str(exc)
+        elif spec.mode == "DryRun":
+            if d.changes_scale and d.desired_replicas != state.last_dry_run:
                 text = (
                     f"would scale {target} {d.current_replicas}→{d.desired_replicas} (DryRun): "
                     f"{headline(spec, d)}"
@@ -315,7 +349,9 @@ class Reconciler:
                 logger.info(text)
                 self.s.emit(body, "Normal", "DryRunRescale", text)
             state.last_dry_run = d.desired_replicas
-        state.memory = remember(spec, state.memory, d, now, out.applied)
+            state.dry_run_replicas = d.desired_replicas
+        applied = out.applied or (spec.mode == "DryRun" and d.changes_scale)
+        state.memory = remember(spec, state.memory, d, now, applied)
 
     async def _patch_status(
         self,
@@ -324,11 +360,12 @@ class Reconciler:
         logger: AnyLogger,
     ) -> None:
         meta = body.get("metadata", {})
-        if status == (body.get("status") or {}):
+        patch = merge_patch(body.get("status") or {}, status)
+        if not patch:
             return
         try:
             await asyncio.to_thread(
-                self.s.kube.patch_status, meta.get("namespace", ""), meta.get("name", ""), status
+                self.s.kube.patch_status, meta.get("namespace", ""), meta.get("name", ""), patch
             )
         except Exception as exc:  # deleted meanwhile, API hiccup: next sync writes again
             logger.warning("cannot update status: %s", exc)
@@ -339,6 +376,8 @@ class Reconciler:
         """An Event when a condition's status flips (reason-only changes are not news), or when
         an object starts out unhealthy."""
         for old, new in changed:
+            if new.type in _QUIET:
+                continue
             bad = new.status == _BAD.get(new.type)
             if old is None and not bad:
                 continue
@@ -391,8 +430,6 @@ class Reconciler:
         forecast = forecast_status(out, state, now)
         if forecast is not None:
             status["forecast"] = forecast
-        elif "forecast" in previous and out.forecast_problem is None:
-            status["forecast"] = previous["forecast"]
         if d is not None:
             status["lastDecision"] = decision_status(d, previous.get("lastDecision"), now)
         elif "lastDecision" in previous:
@@ -407,6 +444,9 @@ class Reconciler:
         await self._patch_status(body, status, logger)
 
 
+# Conditions that change too often at the replica bounds to be news: status only.
+_QUIET = frozenset({"ScalingLimited"})
+
 # The status of each condition type that deserves a Warning Event.
 _BAD = {
     "Ready": "False",
@@ -415,6 +455,23 @@ _BAD = {
     "AnomalyDetected": "True",
     "Fallback": "True",
 }
+
+
+def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch turning `old` into `new`: changed keys, and null for keys that
+    disappeared (a merge patch keeps whatever it does not mention). Empty when equal."""
+    patch: dict[str, Any] = {}
+    for key in old.keys() - new.keys():
+        patch[key] = None
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, Mapping) and isinstance(before, Mapping):
+            inner = merge_patch(before, value)
+            if inner:
+                patch[key] = inner
+        elif before != value:
+            patch[key] = value
+    return patch
 
 
 def _existing_conditions(body: Mapping[str, Any]) -> list[Condition]:
@@ -552,12 +609,20 @@ def wanted_conditions(out: Outcome, state: ObjectState) -> list[cond.Wanted]:
             "waiting for a calibrated forecast to judge the load against",
         )
 
-    if state.failures >= spec.fallback.failure_threshold:
+    threshold = spec.fallback.failure_threshold
+    if state.failures >= threshold:
         add(
             "Fallback",
             "True",
             "MetricUnavailable",
             f"{state.failures} failed syncs in a row: holding replicas, no scale-down",
+        )
+    elif state.failures:
+        add(
+            "Fallback",
+            "False",
+            "MetricFailing",
+            f"{state.failures} of {threshold} failed syncs before fallback; holding replicas",
         )
     else:
         add("Fallback", "False", "MetricAvailable", "the metric can be read")

@@ -1,0 +1,71 @@
+"""Pure helpers of the operator's sync: status merge patches and the forecast path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecastscaler.models.naive import LastValue
+from forecastscaler.operator.api import ForecastScalerSpec
+from forecastscaler.operator.forecasting import path_from_model
+from forecastscaler.operator.reconcile import merge_patch
+
+PATCHES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
+    "equal-is-empty": ({"a": 1, "b": {"c": 2}}, {"a": 1, "b": {"c": 2}}, {}),
+    "changed-scalar": ({"a": 1}, {"a": 2}, {"a": 2}),
+    "dropped-key-is-nulled": ({"a": 1, "forecast": {"value": 3}}, {"a": 1}, {"forecast": None}),
+    "nested-dropped-key": (
+        {"lastDecision": {"reason": "Forecast", "forecastReplicas": 9}},
+        {"lastDecision": {"reason": "Fallback"}},
+        {"lastDecision": {"reason": "Fallback", "forecastReplicas": None}},
+    ),
+    "new-key": ({}, {"a": [1, 2]}, {"a": [1, 2]}),
+    "list-replaced-whole": ({"c": [1, 2]}, {"c": [1]}, {"c": [1]}),
+}
+
+
+@pytest.mark.parametrize(("old", "new", "want"), PATCHES.values(), ids=PATCHES.keys())
+def test_merge_patch(old: dict[str, Any], new: dict[str, Any], want: dict[str, Any]) -> None:
+    assert merge_patch(old, new) == want
+
+
+def _spec(horizon: str = "5m", step: str = "1m") -> ForecastScalerSpec:
+    return ForecastScalerSpec.model_validate(
+        {
+            "scaleTargetRef": {"kind": "Deployment", "name": "web"},
+            "maxReplicas": 10,
+            "metric": {"query": "q", "targetPerReplica": 1},
+            "forecast": {"horizon": horizon, "step": step},
+        }
+    )
+
+
+def _model() -> tuple[LastValue, float]:
+    index = pd.date_range("2026-01-01", periods=200, freq="1min", tz="UTC")
+    y = pd.Series(100 + np.random.default_rng(0).normal(0, 5, 200), index=index)
+    return LastValue(horizon=5).fit(y), index[-1].timestamp()
+
+
+@pytest.mark.parametrize("lag", [0.0, 10.0, 40.0, 59.0], ids=lambda s: f"lag-{s:g}s")
+def test_path_covers_now_and_the_horizon(lag: float) -> None:
+    model, end = _model()
+    now = end + lag
+    path = path_from_model(model, "lastValue", _spec(), now, end)
+    assert path is not None
+    assert path.at(now) is not None, "anomaly scoring needs an expectation for now"
+    assert path.at(now + 300) is not None, "the decision needs the horizon"
+    assert path.times[0] == end
+
+
+def test_path_is_none_when_history_is_older_than_horizon_plus_step() -> None:
+    model, end = _model()
+    assert path_from_model(model, "lastValue", _spec(), end + 300 + 60 + 1, end) is None
+    assert path_from_model(model, "lastValue", _spec(), end + 300 + 59, end) is not None
+
+
+def test_fractional_steps_are_rejected() -> None:
+    with pytest.raises(ValueError, match="whole number of seconds"):
+        _spec(step="1500ms")
