@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from forecastscaler.operator.api import Behavior, ForecastScalerSpec
+from forecastscaler.operator.behavior import replicas_for_average_value
 from forecastscaler.operator.decision import Observation, decide, initial_memory, remember
 from forecastscaler.simulator.engine import replay
-from forecastscaler.simulator.hpa import Hpa, HpaPolicy, replicas_for_average_value
+from forecastscaler.simulator.hpa import Hpa, HpaPolicy
 from forecastscaler.simulator.world import World
 
 

@@ -42,6 +42,19 @@ DEFAULT_SCALE_DOWN = Rules(
 )
 
 
+def replicas_for_average_value(
+    load: float, per_replica: float, current: int, tolerance: float
+) -> int:
+    """The HPA's replica count for an AverageValue target: ceil(load / per_replica), or the
+    current count while load / (per_replica x current) is within 1 ± tolerance."""
+    if current > 0:
+        ratio = load / (per_replica * current)
+        if abs(ratio - 1.0) <= tolerance:
+            return current
+    # The small epsilon absorbs float noise; the HPA computes in exact milli-units.
+    return max(0, math.ceil(load / per_replica - 1e-9))
+
+
 def resolve(rules: ScalingRules | None, default: Rules) -> Rules:
     """Fill unset fields from the HPA's defaults for that direction."""
     if rules is None:

@@ -26,6 +26,7 @@ from forecastscaler.operator.behavior import (
     ScaleEvent,
     limit_rate,
     longest_window,
+    replicas_for_average_value,
     resolve_behavior,
     stabilize,
 )
@@ -142,15 +143,6 @@ def initial_memory(now: float, current_replicas: int) -> Memory:
     return Memory(recommendations=(Recommendation(now, current_replicas),))
 
 
-def _propose(value: float, per_replica: float, current: int, tolerance: float) -> int:
-    """Replicas for a load, or the current count while within tolerance (as the HPA does)."""
-    if current > 0:
-        ratio = value / (per_replica * current)
-        if abs(ratio - 1.0) <= tolerance:
-            return current
-    return max(0, math.ceil(value / per_replica - 1e-9))
-
-
 def _fmt(x: float) -> str:
     return f"{x:.4g}"
 
@@ -226,7 +218,7 @@ def decide(spec: ForecastScalerSpec, obs: Observation) -> Decision:
     if anomalous and spec.anomaly.action == "ReactiveOnly":
         use_forecast = False
 
-    reactive = _propose(load, per, cur, tol)
+    reactive = replicas_for_average_value(load, per, cur, tol)
     parts = [f"current load {_fmt(load)} / {_fmt(per)} per replica → {reactive}"]
     at_horizon = obs.forecast.at(obs.now + horizon) if obs.forecast is not None else None
     finite = at_horizon is None or all(math.isfinite(x) for x in at_horizon)
@@ -237,7 +229,7 @@ def decide(spec: ForecastScalerSpec, obs: Observation) -> Decision:
     forecast_value: float | None = None
     if use_forecast and at_horizon is not None:
         forecast_value = at_horizon[0]
-        forecast_reps = _propose(forecast_value, per, cur, tol)
+        forecast_reps = replicas_for_average_value(forecast_value, per, cur, tol)
         parts.insert(
             0,
             f"p{q_pct} forecast {_fmt(forecast_value)} in {format_duration(horizon)} → "
@@ -258,7 +250,7 @@ def decide(spec: ForecastScalerSpec, obs: Observation) -> Decision:
         rec, reason, winner = forecast_reps, Reason.FORECAST, forecast_value
     else:
         rec, reason, winner = reactive, Reason.REACTIVE, load
-    if rec == cur and _propose(winner, per, cur, 0.0) != cur:
+    if rec == cur and replicas_for_average_value(winner, per, cur, 0.0) != cur:
         reason = Reason.TOLERANCE
         parts.append(f"within tolerance {tol:g} of {cur} replicas")
 

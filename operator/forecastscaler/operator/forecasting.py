@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
+from forecastscaler.models.anomaly import residual_score
 from forecastscaler.models.base import FloatArray, Forecaster, InsufficientHistory
 from forecastscaler.models.selection import BestOf, make_forecaster
 from forecastscaler.operator.api import ForecastScalerSpec, parse_duration
@@ -162,6 +163,26 @@ def path_from_model(
     )
 
 
+def anomaly_score(
+    spec: ForecastScalerSpec,
+    model: ModelState,
+    previous: ForecastPath | None,
+    load: float | None,
+    now: float,
+) -> float | None:
+    """How surprising the load is against what the previous sync's forecast expected for now
+    (0 to 1); None when anomaly detection is off, or nothing calibrated expected anything."""
+    if not spec.anomaly.enabled or load is None or previous is None:
+        return None
+    if not model.calibrated:  # an interval from a handful of points means nothing
+        return None
+    expected = previous.at(now)
+    if expected is None:
+        return None
+    _, point, _, upper = expected
+    return residual_score(load, point, upper, quantile=INTERVAL[1])
+
+
 async def forecast_path(
     state: ModelState, spec: ForecastScalerSpec, now: float, pool: Executor
 ) -> ForecastPath | None:
@@ -183,6 +204,7 @@ __all__ = [
     "InsufficientHistory",
     "ModelKey",
     "ModelState",
+    "anomaly_score",
     "forecast_path",
     "horizon_steps",
     "model_key",

@@ -20,7 +20,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from forecastscaler.models.anomaly import residual_score
 from forecastscaler.models.base import InsufficientHistory
 from forecastscaler.operator import conditions as cond
 from forecastscaler.operator.api import (
@@ -40,8 +39,8 @@ from forecastscaler.operator.decision import (
     remember,
 )
 from forecastscaler.operator.forecasting import (
-    INTERVAL,
     ModelState,
+    anomaly_score,
     forecast_path,
     model_key,
     refresh,
@@ -268,16 +267,8 @@ class Reconciler:
             out.forecast_problem = ("ForecastFailed", f"{type(exc).__name__}: {exc}")
 
     def _score_anomaly(self, out: Outcome, state: ObjectState, now: float) -> None:
-        spec = out.spec
         previous, state.last_forecast = state.last_forecast, out.forecast
-        if not spec.anomaly.enabled or out.load is None or previous is None:
-            return
-        if not state.model.calibrated:  # an interval from a handful of points means nothing
-            return
-        expected = previous.at(now)
-        if expected is not None:
-            _, point, _, upper = expected
-            out.anomaly_score = residual_score(out.load, point, upper, quantile=INTERVAL[1])
+        out.anomaly_score = anomaly_score(out.spec, state.model, previous, out.load, now)
 
     def _decide(self, out: Outcome, state: ObjectState, now: float) -> None:
         if out.scale is None:

@@ -9,8 +9,8 @@ with the same functions:
 - forecast: refit with `make_forecaster` when `ModelState.needs_refit` says so (first sync, then
   every `forecast.retrainInterval` of simulated time), `update` in between, and
   `path_from_model` for the path; InsufficientHistory or a model error drop the model;
-- anomaly score: `residual_score` of the load against the previous sync's forecast (point and
-  0.9 upper) once the model's intervals are calibrated;
+- anomaly score: `forecasting.anomaly_score`, as the operator computes it (the load against
+  the previous sync's forecast, once the model's intervals are calibrated);
 - decide (`decide` with `initial_memory` on the first sync), apply (the count changes when the
   decision says so; `mode` is treated as Active), `remember`.
 
@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from forecastscaler.models.anomaly import residual_score
 from forecastscaler.models.base import InsufficientHistory
 from forecastscaler.models.selection import make_forecaster
 from forecastscaler.operator.api import ForecastScalerSpec, parse_duration
@@ -44,8 +43,8 @@ from forecastscaler.operator.decision import (
     remember,
 )
 from forecastscaler.operator.forecasting import (
-    INTERVAL,
     ModelState,
+    anomaly_score,
     model_key,
     path_from_model,
 )
@@ -199,15 +198,7 @@ class ForecastPolicy:
         self, now: float, load: float | None, forecast: ForecastPath | None
     ) -> float | None:
         previous, self.last_forecast = self.last_forecast, forecast
-        if not self.spec.anomaly.enabled or load is None or previous is None:
-            return None
-        if not self.model.calibrated:
-            return None
-        expected = previous.at(now)
-        if expected is None:
-            return None
-        _, point, _, upper = expected
-        return residual_score(load, point, upper, quantile=INTERVAL[1])
+        return anomaly_score(self.spec, self.model, previous, load, now)
 
     # Bookkeeping.
 

@@ -34,6 +34,7 @@ from forecastscaler.operator.behavior import (
     ScaleEvent,
     limit_rate,
     longest_window,
+    replicas_for_average_value,
     resolve_behavior,
     stabilize,
 )
@@ -41,15 +42,6 @@ from forecastscaler.simulator.world import PastView, World
 
 SYNC_PERIOD = 15.0
 TOLERANCE = 0.1
-
-
-def replicas_for_average_value(load: float, target: float, current: int, tolerance: float) -> int:
-    """The HPA's replica count for an AverageValue metric (before behavior)."""
-    if current > 0:
-        ratio = load / (target * current)
-        if abs(ratio - 1.0) <= tolerance:
-            return current
-    return max(0, math.ceil(load / target - 1e-9))
 
 
 @dataclass
