@@ -13,10 +13,10 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -53,6 +53,7 @@ from forecastscaler.operator.settings import OperatorConfig
 # Posts a Kubernetes Event: (object body, type, reason, message). kopf.event in the operator.
 EventSink = Callable[[Mapping[str, Any], str, str, str], None]
 
+T = TypeVar("T")
 AnyLogger = logging.Logger | logging.LoggerAdapter[Any]
 
 DEFAULT_INTERVAL = 30.0
@@ -83,7 +84,16 @@ class Services:
     kube: Kube
     config: OperatorConfig
     pool: Executor
+    """Model fitting and prediction (CPU)."""
     emit: EventSink
+    kube_io: Executor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="kube")
+    )
+    """Kubernetes calls: their own pool, so a slow Prometheus never delays a scale write."""
+    metrics_io: Executor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="prom")
+    )
+    """Prometheus queries (and the history bookkeeping that follows them)."""
     clock: Callable[[], float] = time.time
     _sources: dict[Endpoint, PrometheusSource] = field(default_factory=dict)
 
@@ -131,6 +141,12 @@ class Reconciler:
     def __init__(self, services: Services) -> None:
         self.s = services
 
+    async def _kube(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.s.kube_io, fn, *args)
+
+    async def _prom(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.s.metrics_io, fn, *args)
+
     async def sync(
         self,
         body: Mapping[str, Any],
@@ -168,7 +184,7 @@ class Reconciler:
 
     async def _read_target(self, out: Outcome, namespace: str) -> None:
         try:
-            out.scale = await asyncio.to_thread(
+            out.scale = await self._kube(
                 self.s.kube.get_scale, namespace, out.spec.scale_target_ref
             )
         except TargetError as exc:
@@ -182,9 +198,7 @@ class Reconciler:
         token = None
         if prom and prom.bearer_token_secret_ref:
             ref = prom.bearer_token_secret_ref
-            token = await asyncio.to_thread(
-                self.s.kube.read_secret_key, namespace, ref.name, ref.key
-            )
+            token = await self._kube(self.s.kube.read_secret_key, namespace, ref.name, ref.key)
         return Endpoint(
             url=address,
             bearer_token=token,
@@ -224,12 +238,12 @@ class Reconciler:
         # Range queries start on multiples of the step, so every fetch lands on the same grid.
         start = datetime.fromtimestamp(math.ceil(first / step) * step, UTC)
         try:
-            out.load = await asyncio.to_thread(source.current, spec.metric.query, at)
-            fresh = await asyncio.to_thread(source.history, spec.metric.query, start, at, step)
+            out.load = await self._prom(source.current, spec.metric.query, at)
+            fresh = await self._prom(source.history, spec.metric.query, start, at, step)
             if full:  # the whole window read afresh replaces what was cached
                 state.model.history = fresh.iloc[0:0]
                 state.model.fetched_at = now
-            await asyncio.to_thread(state.model.merge_history, fresh, window, now)
+            await self._prom(state.model.merge_history, fresh, window, now)
             state.failures = 0
         except MetricError as exc:
             out.metric_error = exc
@@ -315,7 +329,7 @@ class Reconciler:
         target = spec.scale_target_ref.name
         if d.changes_scale and spec.mode == "Active":
             try:
-                out.scale = await asyncio.to_thread(
+                out.scale = await self._kube(
                     self.s.kube.patch_scale, namespace, spec.scale_target_ref, d.desired_replicas
                 )
                 out.applied = True
@@ -355,7 +369,7 @@ class Reconciler:
         if not patch:
             return
         try:
-            await asyncio.to_thread(
+            await self._kube(
                 self.s.kube.patch_status, meta.get("namespace", ""), meta.get("name", ""), patch
             )
         except Exception as exc:  # deleted meanwhile, API hiccup: next sync writes again
