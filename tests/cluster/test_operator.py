@@ -202,6 +202,21 @@ def test_dry_run_reports_but_never_writes_the_scale(
     assert any("would scale web 5→8" in m for m in dry), dry
 
 
+def apply_on_server(kubeconfig: str, namespace: str, body: dict[str, Any]) -> Any:
+    """kubectl apply with --validate=false: the API server itself, not kubectl's client-side
+    check, must accept or refuse the object."""
+    return kubectl(
+        kubeconfig,
+        "apply",
+        "--validate=false",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        stdin=yaml.safe_dump(body),
+    )
+
+
 INVALID = [
     ("max-replicas-zero", {"maxReplicas": 0}, "spec.maxReplicas"),
     ("mode-unknown", {"mode": "Sometimes"}, "spec.mode"),
@@ -225,17 +240,7 @@ def test_api_server_rejects_invalid_resources(
     kubeconfig: str, namespace: str, overrides: dict[str, Any], field: str
 ) -> None:
     body = manifest("bad", "bad", **overrides)
-    # --validate=false: the API server itself, not kubectl's client-side check, must refuse.
-    result = kubectl(
-        kubeconfig,
-        "apply",
-        "--validate=false",
-        "-n",
-        namespace,
-        "-f",
-        "-",
-        stdin=yaml.safe_dump(body),
-    )
+    result = apply_on_server(kubeconfig, namespace, body)
     assert result.returncode != 0, f"accepted: {body['spec']}"
     assert "is invalid" in result.stderr and field in result.stderr, result.stderr
 
@@ -243,16 +248,7 @@ def test_api_server_rejects_invalid_resources(
 def test_api_server_rejects_missing_required_fields(kubeconfig: str, namespace: str) -> None:
     body = manifest("bad", "bad")
     del body["spec"]["metric"]
-    result = kubectl(
-        kubeconfig,
-        "apply",
-        "--validate=false",
-        "-n",
-        namespace,
-        "-f",
-        "-",
-        stdin=yaml.safe_dump(body),
-    )
+    result = apply_on_server(kubeconfig, namespace, body)
     assert result.returncode != 0
     assert "spec.metric" in result.stderr and "Required" in result.stderr, result.stderr
 

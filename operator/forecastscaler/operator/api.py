@@ -324,10 +324,6 @@ class ForecastScalerSpec(_Model):
 
 # ------------------------------------------------------------------------------------- status
 
-ConditionType = Literal[
-    "Ready", "ForecastReady", "AbleToScale", "ScalingLimited", "AnomalyDetected", "Fallback"
-]
-
 
 class Condition(_Model):
     """A Kubernetes condition (type, status, reason, message)."""
