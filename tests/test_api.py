@@ -125,7 +125,7 @@ def test_unknown_fields_are_rejected(path: str, value: Any) -> None:
         pytest.param("forecast.quantile", 0.4, id="quantile-below-median"),
         pytest.param("forecast.quantile", 1.0, id="quantile-one"),
         pytest.param("forecast.models", [], id="no-models"),
-        pytest.param("forecast.models", ["prophet"], id="unknown-model"),
+        pytest.param("forecast.models", ["arima"], id="unknown-model"),
         pytest.param("anomaly.action", "Panic", id="unknown-anomaly-action"),
         pytest.param("anomaly.threshold", 1.5, id="threshold-above-one"),
         pytest.param("behavior.tolerance", -0.1, id="negative-tolerance"),

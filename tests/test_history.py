@@ -13,6 +13,7 @@ from forecastscaler.models.history import (
     infer_step,
     prepare,
     regularize,
+    spikes,
     valid_count,
 )
 
@@ -289,3 +290,48 @@ def test_future_index(unit: str, tz: str | None) -> None:
     assert out[0] == index[-1] + pd.Timedelta("5min")
     assert (out[1:] - out[:-1] == pd.Timedelta("5min")).all()
     assert out.tz == index.tz
+
+
+# --- spikes ---------------------------------------------------------------------------------
+
+
+def _load(n: int = 200, seed: int = 11) -> np.ndarray:
+    return 100.0 + np.random.default_rng(seed).normal(0.0, 2.0, n)
+
+
+def _with(values: np.ndarray, at: dict[int, float]) -> np.ndarray:
+    out = values.copy()
+    for i, v in at.items():
+        out[i] = v
+    return out
+
+
+SPIKE_CASES = [
+    # (id, series, indices expected flagged)
+    ("counter reset", _with(_load(), {80: 1e9}), {80}),
+    ("two-sample glitch", _with(_load(), {80: 5e6, 81: 4e6}), {80, 81}),
+    ("drop to zero for one scrape", _with(_load(), {120: 0.0}), {120}),
+    ("spike next to a gap", _with(_load(), {79: np.nan, 80: 1e9}), {80}),
+    ("newest sample is believed", _with(_load(), {199: 1e9}), set()),
+    ("one before the newest", _with(_load(), {198: 1e9}), {198}),
+    ("level shift is not a spike", np.concatenate([_load(100), _load(100) + 400.0]), set()),
+    ("a 20 % bump is load", _with(_load(), {80: 120.0}), set()),
+    ("clean noise", _load(), set()),
+    ("constant", np.full(50, 7.0), set()),
+    ("all missing", np.full(10, np.nan), set()),
+]
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"), [pytest.param(v, e, id=i) for i, v, e in SPIKE_CASES]
+)
+def test_spikes_flags_isolated_glitches_only(values: np.ndarray, expected: set[int]) -> None:
+    assert set(np.flatnonzero(spikes(values)).tolist()) == expected
+
+
+def test_prepare_turns_spikes_into_gaps_for_every_model() -> None:
+    values = _with(_load(), {80: 1e9})
+    y = pd.Series(values, index=pd.date_range("2024-01-01", periods=len(values), freq="1min"))
+    _, raw, filled = prepare(y, "m", 2)
+    assert np.isnan(raw[80])
+    assert filled[80] < 200.0

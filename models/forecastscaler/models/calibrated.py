@@ -51,30 +51,66 @@ class CalibratedForecaster(Forecaster):
         """First origin with enough history behind it."""
         return 1
 
+    def _origin_budget(self, n: int) -> int:
+        """How many of the latest origins to backtest on for a history of n values. Models
+        that train on what lies before the first origin override it to keep enough to learn."""
+        return self.max_origins
+
     def _calibrate(self, raw: FloatArray, values: FloatArray) -> None:
-        at = origins(len(values), self.horizon, self._warm(), self.max_origins)
+        at = origins(len(values), self.horizon, self._warm(), self._origin_budget(len(values)))
+        self.offsets_: dict[tuple[float, ...], dict[float, FloatArray]] = {}
+        # Kept so an ensemble can combine its members' forecasts at the origins they share.
+        self.backtest_origins_: IntArray = at
+        self.backtest_end_ = len(values)
         if len(at) == 0:
             self.residuals_: FloatArray = np.zeros((0, self.horizon))
+            self.backtest_forecasts_: FloatArray = np.zeros((0, self.horizon))
             self.backtest_error_: float | None = None
             return
-        self.residuals_ = actuals(raw, at, self.horizon) - self._backtest(values, at)
+        self.backtest_forecasts_ = np.asarray(self._backtest(values, at), dtype=np.float64)
+        self.residuals_ = actuals(raw, at, self.horizon) - self.backtest_forecasts_
         self.backtest_error_ = mae_at(self.residuals_, self.horizon)
+
+    def calibration_start(self, n: int) -> int:
+        """First backtest origin for a history of n values. Models that learn parameters from
+        the data train only on what lies before it (targets included), so their backtest
+        residuals are out of sample and their intervals honest."""
+        at = origins(n, self.horizon, self._warm(), self._origin_budget(n))
+        return int(at[0]) if len(at) else n
 
     def _remember_series(self, series: pd.Series) -> None:
         self.index_ = pd.DatetimeIndex(series.index)
         self.step_ = infer_step(self.index_)
         self.n_obs_ = int(np.count_nonzero(np.isfinite(series.to_numpy(dtype=np.float64))))
 
+    def point_forecast(self, horizon: int) -> FloatArray:
+        """The point forecast alone, finite and non-negative (what an ensemble combines)."""
+        return np.maximum(np.nan_to_num(self._point(horizon), nan=0.0), 0.0)
+
     def predict(self, horizon: int, quantiles: Sequence[float] = DEFAULT_QUANTILES) -> Forecast:
         if not hasattr(self, "index_"):
             raise NotFitted(f"{self.name} must be fitted before predict")
         if horizon < 1:
             raise ValueError("horizon must be at least one step")
-        point = np.maximum(np.nan_to_num(self._point(horizon), nan=0.0), 0.0)
-        offsets = conformal_offsets(self.residuals_, quantiles)
+        point = self.point_forecast(horizon)
+        offsets = cached_offsets(self, quantiles)
         return Forecast(
             index=future_index(self.index_, horizon, self.step_),
             point=point,
             quantiles=quantile_paths(point, offsets, quantiles),
             model=self.name,
         )
+
+
+def cached_offsets(model: object, quantiles: Sequence[float]) -> dict[float, FloatArray]:
+    """Conformal offsets of the model's `residuals_` for these quantiles, computed once per
+    calibration (the model empties `offsets_` whenever it recalibrates): predict runs every
+    sync, the residuals change only at a fit."""
+    residuals: FloatArray = model.__dict__["residuals_"]
+    cache: dict[tuple[float, ...], dict[float, FloatArray]] = model.__dict__.setdefault(
+        "offsets_", {}
+    )
+    key = tuple(float(q) for q in quantiles)
+    if key not in cache:
+        cache[key] = conformal_offsets(residuals, quantiles)
+    return cache[key]

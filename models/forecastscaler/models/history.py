@@ -6,10 +6,15 @@ NaN. Every model goes through the same cleaning so they all see the same series.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from forecastscaler.models.base import FloatArray, InsufficientHistory
+
+BoolArray = npt.NDArray[np.bool_]
 
 
 def infer_step(index: pd.DatetimeIndex) -> pd.Timedelta:
@@ -86,12 +91,76 @@ def future_index(index: pd.DatetimeIndex, horizon: int, step: pd.Timedelta) -> p
     return pd.date_range(index[-1] + step, periods=horizon, freq=step)
 
 
+def spikes(
+    values: FloatArray, window: int = 5, k: float = 10.0, relative: float = 0.5
+) -> BoolArray:
+    """Isolated spikes: points far from both the median of the `window` values before them and
+    the median of the (up to `window`) values after them, in the same direction, by more than
+    `k` robust scales of the series' step-to-step changes and by more than `relative` of the
+    local level. That is what `rate()` across a counter reset or a scrape glitch leaves behind:
+    one or two absurd samples between ordinary ones. A level shift is not a spike (its points
+    sit close to one side), and neither is the newest sample (nothing after it says whether it
+    is a glitch or the start of a surge, so it is believed)."""
+    x = np.asarray(values, dtype=np.float64)
+    n = len(x)
+    flagged = np.zeros(n, dtype=bool)
+    finite = np.isfinite(x)
+    if n < 3 or finite.sum() < 3:
+        return flagged
+    diffs = np.abs(np.diff(x[finite]))
+    level = float(np.median(np.abs(x[finite])))
+    scale = max(1.4826 * float(np.median(diffs)), 0.01 * level, 1e-9)
+    padded = np.concatenate([np.full(window, np.nan), x, np.full(window, np.nan)])
+    frames = np.lib.stride_tricks.sliding_window_view(padded, 2 * window + 1)
+    before, after = frames[:, :window], frames[:, window + 1 :]
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN sides are simply not judged
+        left = np.nanmedian(before, axis=1)
+        right = np.nanmedian(after, axis=1)
+        up = np.minimum(x - left, x - right)
+        down = np.minimum(left - x, right - x)
+        ref = np.abs(0.5 * (left + right))
+        jump = np.maximum(up, down)
+        flagged = (
+            finite
+            & np.isfinite(left)
+            & np.isfinite(right)
+            & (jump > k * scale)
+            & (jump > relative * ref)
+        )
+    flagged[-1] = False
+    return np.asarray(flagged, dtype=bool)
+
+
 def prepare(y: pd.Series, model: str, needed: int) -> tuple[pd.Series, FloatArray, FloatArray]:
     """(regular series, raw values with NaN, gap-filled values); raises InsufficientHistory
-    when fewer than `needed` observations are usable."""
+    when fewer than `needed` observations are usable. Isolated spikes (counter resets, scrape
+    glitches) become gaps, so no model trains or calibrates on them."""
     series = regularize(y)
+    raw = series.to_numpy(dtype=np.float64, copy=True)
+    raw[spikes(raw)] = np.nan
+    series = pd.Series(raw, index=series.index)
     got = valid_count(series)
     if got < needed or len(series) < 2:
         raise InsufficientHistory(model, max(needed, 2), got)
-    raw = series.to_numpy(dtype=np.float64)
     return series, raw, fill_gaps(raw)
+
+
+def newer_steps(
+    y: pd.Series, last: pd.Timestamp, step: pd.Timedelta
+) -> tuple[pd.DatetimeIndex, FloatArray]:
+    """The grid steps after `last` up to y's newest sample, and y's values on them (snapped
+    within half a step, NaN where missing or not a load), cleaned as `regularize` cleans them.
+    What a fitted model's cheap `update` needs: only the new part of a long history."""
+    if not isinstance(y.index, pd.DatetimeIndex):
+        raise TypeError("history must have a DatetimeIndex")
+    tail = pd.to_numeric(y[y.index > last + step / 2], errors="coerce").astype("float64")
+    if tail.empty:
+        return pd.DatetimeIndex([]), np.zeros(0)
+    tail = tail[~tail.index.duplicated(keep="last")].sort_index()
+    periods = max(1, round((tail.index[-1] - last) / step))
+    grid = pd.date_range(last + step, periods=periods, freq=step)
+    snapped = tail.reindex(grid, method="nearest", tolerance=step / 2)
+    fresh: FloatArray = np.array(snapped.to_numpy(np.float64), dtype=np.float64)
+    fresh[~np.isfinite(fresh) | (fresh < 0)] = np.nan
+    return grid, fresh

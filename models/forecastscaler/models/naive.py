@@ -8,10 +8,10 @@ from typing import ClassVar, Self
 import numpy as np
 import pandas as pd
 
-from forecastscaler.models.base import Capabilities, FloatArray
+from forecastscaler.models.base import Capabilities, FloatArray, NotFitted
 from forecastscaler.models.calibrated import CalibratedForecaster
 from forecastscaler.models.calibration import IntArray
-from forecastscaler.models.history import prepare
+from forecastscaler.models.history import fill_gaps, newer_steps, prepare
 from forecastscaler.models.season import find_season
 
 
@@ -37,6 +37,20 @@ class LastValue(CalibratedForecaster):
         self._remember_series(series)
         self.last_ = float(values[-1])
         self._calibrate(raw, values)
+        return self
+
+    def update(self, y: pd.Series) -> Self:
+        """The newest observed value becomes the forecast; the calibration stays."""
+        if not hasattr(self, "index_"):
+            raise NotFitted(f"{self.name} must be fitted before update")
+        grid, fresh = newer_steps(y, self.index_[-1], self.step_)
+        if not len(grid):
+            return self
+        seen = fresh[np.isfinite(fresh)]
+        if len(seen):
+            self.last_ = float(seen[-1])
+        self.index_ = pd.DatetimeIndex(self.index_[-1:].append(grid))
+        self.n_obs_ += len(seen)
         return self
 
     def _backtest(self, values: FloatArray, at: IntArray) -> FloatArray:
@@ -83,6 +97,21 @@ class SeasonalNaive(CalibratedForecaster):
         self.season_ = season
         self.values_ = values
         self._calibrate(raw, values)
+        self.values_ = values[-season:]  # all a forecast needs: the last season
+        return self
+
+    def update(self, y: pd.Series) -> Self:
+        """Slide the last season forward over the new observations (gaps interpolated); the
+        season and the calibration stay."""
+        if not hasattr(self, "index_"):
+            raise NotFitted(f"{self.name} must be fitted before update")
+        grid, fresh = newer_steps(y, self.index_[-1], self.step_)
+        if not len(grid):
+            return self
+        joined = fill_gaps(np.concatenate([self.values_, fresh]))
+        self.values_ = joined[-self.season_ :]
+        self.index_ = pd.DatetimeIndex(self.index_[-1:].append(grid))
+        self.n_obs_ += int(np.count_nonzero(np.isfinite(fresh)))
         return self
 
     def _warm(self) -> int:

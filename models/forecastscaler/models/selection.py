@@ -1,85 +1,49 @@
-"""Choosing among models by their backtest at the horizon, and the model names of the API."""
+"""The models of the API by name, and the forecaster the operator builds from a spec's list."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import ClassVar, Self
 
-import pandas as pd
-
-from forecastscaler.models.base import (
-    DEFAULT_QUANTILES,
-    Capabilities,
-    Forecast,
-    Forecaster,
-    InsufficientHistory,
-    NotFitted,
-)
 from forecastscaler.models.blend import SeasonalBlend
-from forecastscaler.models.history import regularize, valid_count
+from forecastscaler.models.calibrated import CalibratedForecaster
+from forecastscaler.models.ensemble import Ensemble
 from forecastscaler.models.naive import LastValue, SeasonalNaive
 
 
-class BestOf(Forecaster):
-    """Fits every candidate that the history allows and forecasts with the one whose
-    rolling-origin error at the horizon is lowest. Candidates that cannot fit (too little
-    history, no season) are skipped; the reasons are kept in `skipped_`."""
+def _gradient_boosting(h: int) -> CalibratedForecaster:
+    from forecastscaler.models.gbm import GradientBoosting
 
-    name: ClassVar[str] = "bestOf"
-    capabilities: ClassVar[Capabilities] = Capabilities(
-        needs_seasonality=False, supports_intervals=True
-    )
-
-    def __init__(self, candidates: Sequence[Forecaster]) -> None:
-        if not candidates:
-            raise ValueError("BestOf needs at least one candidate")
-        self.candidates = list(candidates)
-
-    def min_history(self) -> int:
-        return min(c.min_history() for c in self.candidates)
-
-    def fit(self, y: pd.Series) -> Self:
-        series = regularize(y)
-        got = valid_count(series)
-        fitted: list[Forecaster] = []
-        self.skipped_: dict[str, str] = {}
-        for candidate in self.candidates:
-            try:
-                fitted.append(candidate.fit(series))
-            except ValueError as exc:  # InsufficientHistory, UnsuitableSeries
-                self.skipped_[candidate.name] = str(exc)
-        if not fitted:
-            needs = ", ".join(f"{c.name} {c.min_history()}" for c in self.candidates)
-            raise InsufficientHistory(f"every model ({needs})", self.min_history(), got)
-        self.chosen_ = min(fitted, key=lambda m: m.backtest_error)
-        self.errors_ = {m.name: m.backtest_error for m in fitted}
-        self.backtest_error_ = self.chosen_.backtest_error
-        return self
-
-    def update(self, y: pd.Series) -> Self:
-        if not hasattr(self, "chosen_"):
-            raise NotFitted("BestOf must be fitted before update")
-        self.chosen_.update(y)
-        return self
-
-    def predict(self, horizon: int, quantiles: Sequence[float] = DEFAULT_QUANTILES) -> Forecast:
-        if not hasattr(self, "chosen_"):
-            raise NotFitted("BestOf must be fitted before predict")
-        return self.chosen_.predict(horizon, quantiles)
+    return GradientBoosting(horizon=h)
 
 
-MODEL_FACTORIES: dict[str, Callable[[int], Forecaster]] = {
+def _neural_net(h: int) -> CalibratedForecaster:
+    from forecastscaler.models.neural import NeuralNet
+
+    return NeuralNet(horizon=h)
+
+
+def _prophet(h: int) -> CalibratedForecaster:
+    from forecastscaler.models.prophet_model import ProphetForecaster
+
+    return ProphetForecaster(horizon=h)
+
+
+# The learning members import their libraries (scikit-learn, torch, Prophet) only when built.
+MODEL_FACTORIES: dict[str, Callable[[int], CalibratedForecaster]] = {
     "seasonalBlend": lambda h: SeasonalBlend(horizon=h),
+    "gradientBoosting": _gradient_boosting,
+    "neuralNet": _neural_net,
+    "prophet": _prophet,
     "seasonalNaive": lambda h: SeasonalNaive(horizon=h),
     "lastValue": lambda h: LastValue(horizon=h),
 }
-# The default until the learned ensemble lands: the best of the simple models by backtest.
-ENSEMBLE_MEMBERS = ("seasonalBlend", "seasonalNaive", "lastValue")
+# What "ensemble" stands for in the API's forecast.models.
+ENSEMBLE_MEMBERS = tuple(MODEL_FACTORIES)
 
 
-def make_forecaster(names: Sequence[str], horizon: int) -> Forecaster:
-    """The forecaster for the API's `forecast.models` list at a horizon in steps. A lastValue
-    fallback is always among the candidates, so any non-empty history can be forecast."""
+def member_names(names: Sequence[str]) -> list[str]:
+    """The API's `forecast.models` list as member names: "ensemble" expanded, duplicates
+    dropped, and lastValue always last among them as the fallback for short histories."""
     expanded: list[str] = []
     for name in names:
         for member in ENSEMBLE_MEMBERS if name == "ensemble" else (name,):
@@ -89,4 +53,11 @@ def make_forecaster(names: Sequence[str], horizon: int) -> Forecaster:
                 expanded.append(member)
     if "lastValue" not in expanded:
         expanded.append("lastValue")
-    return BestOf([MODEL_FACTORIES[n](horizon) for n in expanded])
+    return expanded
+
+
+def make_forecaster(names: Sequence[str], horizon: int) -> Ensemble:
+    """The forecaster for the API's `forecast.models` list at a horizon in steps: the ensemble
+    of those members. A lastValue member is always among them, so any history of two or more
+    observations can be forecast."""
+    return Ensemble([MODEL_FACTORIES[n](horizon) for n in member_names(names)], horizon=horizon)

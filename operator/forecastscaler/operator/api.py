@@ -127,7 +127,36 @@ class MetricSpec(_Model):
     )
 
 
-ModelName = Literal["ensemble", "seasonalBlend", "seasonalNaive", "lastValue"]
+ModelName = Literal[
+    "ensemble",
+    "seasonalBlend",
+    "gradientBoosting",
+    "neuralNet",
+    "prophet",
+    "seasonalNaive",
+    "lastValue",
+]
+
+
+class TrustSpec(_Model):
+    """Accuracy-gated trust: the operator scores its own forecasts against what happened."""
+
+    enabled: bool = Field(
+        default=True,
+        description=(
+            "While the forecast's rolling error at the horizon is worse than the last-value "
+            'forecast\'s ("nothing changes"), act on the current load only '
+            "(ForecastTrusted=False); trust returns when the forecast does better again."
+        ),
+    )
+    window: Duration = Field(
+        default="2h", description="How far back forecasts are scored (a rolling window)."
+    )
+    min_samples: int = Field(
+        default=20,
+        ge=1,
+        description="Scored forecasts needed before trust is judged; until then it is given.",
+    )
 
 
 class ForecastSpec(_Model):
@@ -169,10 +198,16 @@ class ForecastSpec(_Model):
         default=["ensemble"],
         min_length=1,
         description=(
-            "Forecasting models. 'ensemble' is the default combination; the others name "
-            "single models (seasonalBlend, seasonalNaive, lastValue). With several, the one "
-            "with the lowest backtest error at the horizon is used."
+            "Models the forecast combines, weighted at every refit by their rolling-origin "
+            "backtest error on the recent history: seasonalBlend, gradientBoosting, neuralNet, "
+            "prophet, seasonalNaive, lastValue; 'ensemble' (the default) stands for all of "
+            "them. lastValue is always added as the fallback while history is too short for "
+            "the others. Prediction intervals are calibrated on the combination's backtest."
         ),
+    )
+    trust: TrustSpec = Field(
+        default_factory=TrustSpec,
+        description="Accuracy-gated trust in the forecast.",
     )
 
 
@@ -315,6 +350,8 @@ class ForecastScalerSpec(_Model):
             raise ValueError("forecast.horizon must be positive")
         if parse_duration(self.interval) < 1:
             raise ValueError("interval must be at least 1s")
+        if parse_duration(self.forecast.trust.window) <= 0:
+            raise ValueError("forecast.trust.window must be positive")
         return self
 
     @property
@@ -374,6 +411,31 @@ class DecisionStatus(_Model):
     )
 
 
+class AccuracyStatus(_Model):
+    """How the operator's own past forecasts at the horizon fared, over the trust window."""
+
+    samples: int = Field(description="Forecasts scored in the window.")
+    forecast_error: float | None = Field(
+        default=None, description="Mean absolute error of the point forecast at the horizon."
+    )
+    naive_error: float | None = Field(
+        default=None,
+        description="Mean absolute error of the last-value forecast at the same times.",
+    )
+    relative_error: float | None = Field(
+        default=None,
+        description="forecastError / naiveError: below 1 the forecast beats last value.",
+    )
+    coverage: float | None = Field(
+        default=None,
+        description="Share of loads at or below the provisioned quantile (ideally the quantile).",
+    )
+    interval_coverage: float | None = Field(
+        default=None, description="Share of loads inside the 80% interval (ideally 0.8)."
+    )
+    window_seconds: float = Field(description="The rolling window, in seconds.")
+
+
 class ForecastScalerStatus(_Model):
     """Observed state of a ForecastScaler, written by the operator."""
 
@@ -390,6 +452,9 @@ class ForecastScalerStatus(_Model):
     )
     forecast: ForecastStatus | None = Field(default=None, description="The forecast acted on.")
     last_decision: DecisionStatus | None = Field(default=None, description="The last decision.")
+    accuracy: AccuracyStatus | None = Field(
+        default=None, description="The forecast's measured accuracy at the horizon."
+    )
     conditions: list[Condition] = Field(
         default_factory=list, description="Ready, ForecastReady, AbleToScale, and more."
     )

@@ -20,7 +20,7 @@ def _run(args: argparse.Namespace) -> int:
         prometheus_url=args.prometheus_url or base.prometheus_url,
         fit_workers=args.fit_workers or base.fit_workers,
         prometheus_timeout=base.prometheus_timeout,
-        metrics_port=base.metrics_port,
+        metrics_port=base.metrics_port if args.metrics_port is None else args.metrics_port,
     )
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
     kopf.run(
@@ -105,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--fit-workers", type=int, help="size of the model-fitting pool")
     run.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve the operator's own metrics on this port at /metrics; 0 turns them off "
+        "(env FORECASTSCALER_METRICS_PORT, default 0)",
+    )
+    run.add_argument(
         "-n", "--namespace", action="append", help="watch only this namespace (repeatable)"
     )
     run.add_argument(
@@ -137,6 +143,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="replay a trace through the ForecastScaler decision, the HPA and an oracle",
     )
     add_arguments(simulate)
+
+    from forecastscaler.simulator.backtest import add_backtest_arguments
+
+    backtest = sub.add_parser(
+        "backtest",
+        help="rolling-origin evaluation of every model and the ensemble on a trace",
+    )
+    add_backtest_arguments(backtest)
+
+    from forecastscaler.simulator.detect_command import add_detect_arguments, add_nab_arguments
+
+    detect = sub.add_parser(
+        "detect", help="score every step of a trace for anomalies (timestamp,value,anomaly_score)"
+    )
+    add_detect_arguments(detect)
+    nab = sub.add_parser(
+        "nab", help="score the anomaly detector on a NAB corpus (standard profile)"
+    )
+    add_nab_arguments(nab)
     return parser
 
 
@@ -151,6 +176,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve_load(args)
     if args.command == "simulate":
         return _simulate(args)
+    if args.command == "backtest":
+        from forecastscaler.simulator.backtest import run_backtest
+
+        return run_backtest(args)
+    if args.command == "detect":
+        from forecastscaler.simulator.detect_command import run_detect
+
+        return run_detect(args)
+    if args.command == "nab":
+        from forecastscaler.simulator.detect_command import run_nab
+
+        return run_nab(args)
     return 2
 
 

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import numpy as np
 import pandas as pd
 
 from forecastscaler.models.anomaly import residual_score
 from forecastscaler.models.base import FloatArray, Forecaster, InsufficientHistory
-from forecastscaler.models.selection import BestOf, make_forecaster
+from forecastscaler.models.detector import StreamingDetector
+from forecastscaler.models.ensemble import Ensemble
+from forecastscaler.models.selection import make_forecaster
 from forecastscaler.operator.api import ForecastScalerSpec, parse_duration
 from forecastscaler.operator.decision import ForecastPath
 
@@ -64,13 +68,18 @@ class ModelState:
     fetched_at: float | None = None
     """When the whole history window was last read (refits reuse it until retrainInterval)."""
     history: pd.Series = field(default_factory=lambda: pd.Series(dtype="float64"))
+    first_refit: float = 1.0
+    """Fraction of retrainInterval after which the first fit is refitted. The operator spreads
+    it per object, so objects created together do not all refit in the same minute."""
+    fits: int = 0
 
     def needs_refit(self, key: ModelKey, now: float, retrain_seconds: float) -> bool:
+        due = retrain_seconds * (self.first_refit if self.fits == 1 else 1.0)
         return (
             self.model is None
             or self.key != key
             or self.fitted_at is None
-            or now - self.fitted_at >= retrain_seconds
+            or now - self.fitted_at >= due
         )
 
     def needs_full_fetch(self, key: ModelKey, now: float, retrain_seconds: float) -> bool:
@@ -95,38 +104,123 @@ class ModelState:
     @property
     def calibrated(self) -> bool:
         """Whether the model's intervals rest on enough backtest origins to judge surprise."""
-        model = self.model.chosen_ if isinstance(self.model, BestOf) else self.model
-        residuals = getattr(model, "residuals_", None)
+        residuals = getattr(self.model, "residuals_", None)
         return residuals is not None and residuals.shape[0] >= MIN_CALIBRATION_ORIGINS
 
     @property
     def model_name(self) -> str:
-        if isinstance(self.model, BestOf):
-            return self.model.chosen_.name
+        """The model as status shows it: the ensemble's members with their weights."""
+        if isinstance(self.model, Ensemble):
+            return self.model.summary or self.model.name
         return self.model.name if self.model is not None else ""
 
 
-def _fit(names: tuple[str, ...], steps: int, history: pd.Series) -> Forecaster:
-    return make_forecaster(names, steps).fit(history)
+class AnomalyState:
+    """The streaming anomaly detector of one ForecastScaler, fed each completed step of the
+    metric's history once, in order. Its score for the newest step is the anomaly score the
+    decision uses; steps scored at or above the threshold are kept out of the next refit.
+
+    The detector judges each step against its own robust expectation (a rolling or seasonal
+    median) and an IsolationForest on windowed features, never against the ensemble's
+    forecast, so the simulator can score a whole trace in one batch and get exactly the
+    numbers the operator gets step by step."""
+
+    def __init__(self) -> None:
+        self.detector = StreamingDetector()
+        self.last_time: pd.Timestamp | None = None
+        self.last_score: float | None = None
+        self.flagged: list[pd.Timestamp] = []
+
+    def observe(self, history: pd.Series, threshold: float) -> float | None:
+        """Score the steps of `history` newer than the last one scored; the newest score, or
+        None before the detector has enough history to score."""
+        scores = self.score_history(history, threshold)
+        if len(scores):
+            last = float(scores.iloc[-1])
+            self.last_score = last if math.isfinite(last) else None
+        return self.last_score
+
+    @property
+    def warm_steps(self) -> int:
+        """Steps of history the first call scores: what the detector's first refit learns
+        from. Older steps would cost time (the operator's first sync of every object scores
+        them) and change nothing the detector keeps."""
+        return int(self.detector.train_window + self.detector.level_window)
+
+    def score_history(self, history: pd.Series, threshold: float, trim: bool = True) -> pd.Series:
+        """The scores of the steps of `history` newer than the last one scored (NaN while the
+        detector is warming up). The first call scores its last `warm_steps` steps (all of
+        them with `trim=False`) in one batch, later ones step by step: the detector gives the
+        same numbers either way."""
+        fresh = history if self.last_time is None else history[history.index > self.last_time]
+        if self.last_time is None and trim:
+            fresh = fresh.iloc[-self.warm_steps :]
+        if fresh.empty:
+            return pd.Series(dtype="float64")
+        before = self.detector.n_
+        if self.last_time is None:
+            scores = np.asarray(self.detector.score_series(fresh), dtype=np.float64)
+        else:
+            scores = np.array(
+                [self.detector.score(float(v), t) for t, v in fresh.items()], dtype=np.float64
+            )
+        stamps = pd.DatetimeIndex(fresh.index)
+        self.flagged.extend(stamps[scores >= threshold])
+        self.last_time = stamps[-1]
+        seen = before + np.arange(1, len(scores) + 1)
+        return pd.Series(
+            np.where(seen > self.detector.min_train, scores, np.nan), index=stamps, dtype="float64"
+        )
+
+    def forget_before(self, cutoff: pd.Timestamp) -> None:
+        self.flagged = [t for t in self.flagged if t >= cutoff]
+
+
+def training_history(history: pd.Series, flagged: Sequence[pd.Timestamp]) -> pd.Series:
+    """The history with anomalous steps as gaps: a model must not learn an incident as normal."""
+    if not flagged or not len(history):
+        return history
+    values = history.to_numpy(dtype=np.float64, copy=True)
+    values[pd.DatetimeIndex(history.index).isin(list(flagged))] = np.nan
+    return pd.Series(values, index=history.index)
+
+
+def _fit(names: tuple[str, ...], steps: int, history: pd.Series) -> tuple[Forecaster, float]:
+    started = time.perf_counter()  # timed in the worker: queueing is not fitting
+    model = make_forecaster(names, steps).fit(history)
+    return model, time.perf_counter() - started
 
 
 def _update(model: Forecaster, history: pd.Series) -> Forecaster:
     return model.update(history)
 
 
-async def refresh(state: ModelState, spec: ForecastScalerSpec, now: float, pool: Executor) -> None:
-    """Refit (on schedule or when the spec changed) or update the model, in the pool.
-    Raises InsufficientHistory when even the simplest model cannot fit."""
+async def refresh(
+    state: ModelState,
+    spec: ForecastScalerSpec,
+    now: float,
+    pool: Executor,
+    flagged: Sequence[pd.Timestamp] = (),
+) -> float | None:
+    """Refit (on schedule or when the spec changed) or update the model, in the pool; the
+    seconds the refit took (in the worker), or None when it only updated. Steps in `flagged`
+    (anomalies) are left out of the refit. Raises InsufficientHistory when even the simplest
+    model cannot fit."""
     loop = asyncio.get_running_loop()
     key = state.key
     assert key is not None
     retrain = parse_duration(spec.forecast.retrain_interval)
     if state.needs_refit(key, now, retrain):
-        model = await loop.run_in_executor(pool, _fit, key.models, key.horizon_steps, state.history)
+        history = training_history(state.history, flagged)
+        model, seconds = await loop.run_in_executor(
+            pool, _fit, key.models, key.horizon_steps, history
+        )
         state.model, state.fitted_at = model, now
-    else:
-        assert state.model is not None
-        await loop.run_in_executor(pool, _update, state.model, state.history)
+        state.fits += 1
+        return seconds
+    assert state.model is not None
+    await loop.run_in_executor(pool, _update, state.model, state.history)
+    return None
 
 
 def path_from_model(
@@ -183,6 +277,13 @@ def anomaly_score(
     return residual_score(load, point, upper, quantile=INTERVAL[1])
 
 
+def combined_score(detector: float | None, residual: float | None) -> float | None:
+    """One anomaly score from the detector's (for the newest completed step) and the
+    forecast residual's (for the current load): either alone may raise the alarm."""
+    scores = [x for x in (detector, residual) if x is not None]
+    return max(scores) if scores else None
+
+
 async def forecast_path(
     state: ModelState, spec: ForecastScalerSpec, now: float, pool: Executor
 ) -> ForecastPath | None:
@@ -201,14 +302,17 @@ def rfc3339(ts: float) -> str:
 
 
 __all__ = [
+    "AnomalyState",
     "InsufficientHistory",
     "ModelKey",
     "ModelState",
     "anomaly_score",
+    "combined_score",
     "forecast_path",
     "horizon_steps",
     "model_key",
     "path_from_model",
     "refresh",
     "rfc3339",
+    "training_history",
 ]

@@ -9,6 +9,7 @@ round without a restart.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,11 @@ from forecastscaler.operator.reconcile import ObjectState, Reconciler, Services
 from forecastscaler.operator.settings import OperatorConfig
 
 log = logging.getLogger("forecastscaler")
+
+
+def spread_fraction(uid: str) -> float:
+    """A stable fraction in [0, 1) per object, from its uid."""
+    return int(hashlib.sha256(uid.encode()).hexdigest()[:8], 16) / 2**32
 
 
 def _post_event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
@@ -81,10 +87,15 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     pool = ThreadPoolExecutor(max_workers=cfg.fit_workers, thread_name_prefix="fit")
     api = client.ApiClient(await asyncio.to_thread(load_credentials))
     services = Services(kube=Kube(api), config=cfg, pool=pool, emit=_post_event)
+    if cfg.metrics_port:
+        services.metrics.serve(cfg.metrics_port)
     memo["services"] = services
     memo["reconciler"] = Reconciler(services)
     log.info(
-        "forecastscaler started: prometheus %s, %d fit workers", cfg.prometheus_url, cfg.fit_workers
+        "forecastscaler started: prometheus %s, %d fit workers, metrics %s",
+        cfg.prometheus_url,
+        cfg.fit_workers,
+        f":{cfg.metrics_port}/metrics" if cfg.metrics_port else "off",
     )
 
 
@@ -104,10 +115,21 @@ async def autoscale(
     logger: logging.Logger | logging.LoggerAdapter[Any],
     **_: Any,
 ) -> None:
-    """Sync this ForecastScaler every spec.interval until it is deleted."""
+    """Sync this ForecastScaler every spec.interval until it is deleted.
+
+    Objects created together (an operator restart sees them all at once) are spread out: each
+    object's second sync comes at its own fraction of the interval, and its first refit at its
+    own fraction between half and all of retrainInterval, so syncs and refits do not queue up
+    in lock-step. Each round starts an interval after the previous one started, not after it
+    ended, so a slow sync does not push every later one back."""
     reconciler: Reconciler = memo["reconciler"]
+    spread = spread_fraction(body.get("metadata", {}).get("uid") or str(id(body)))
     state = ObjectState()
+    state.model.first_refit = 0.5 + 0.5 * spread
+    loop = asyncio.get_running_loop()
+    first = True
     while not stopped:
+        started = loop.time()
         try:
             interval = await reconciler.sync(body, state, logger)
         except asyncio.CancelledError:
@@ -115,4 +137,8 @@ async def autoscale(
         except Exception:  # keep serving: the next round may succeed
             logger.exception("sync failed")
             interval = 30.0
-        await stopped.wait(interval)
+        wait = interval * spread if first else interval - (loop.time() - started)
+        first = False
+        await stopped.wait(max(wait, 0.0))
+    meta = body.get("metadata", {})
+    reconciler.s.metrics.forget(meta.get("namespace", ""), meta.get("name", ""))

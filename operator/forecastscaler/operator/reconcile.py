@@ -39,16 +39,26 @@ from forecastscaler.operator.decision import (
     remember,
 )
 from forecastscaler.operator.forecasting import (
+    AnomalyState,
     ModelState,
     anomaly_score,
+    combined_score,
     forecast_path,
     model_key,
     refresh,
     rfc3339,
 )
 from forecastscaler.operator.kube import Kube, Scale, SecretError, TargetError
+from forecastscaler.operator.metrics import Metrics
 from forecastscaler.operator.prometheus import Endpoint, MetricError, PrometheusSource
 from forecastscaler.operator.settings import OperatorConfig
+from forecastscaler.operator.trust import (
+    Accuracy,
+    AccuracyTracker,
+    judge,
+    new_tracker,
+    remember_forecast,
+)
 
 # Posts a Kubernetes Event: (object body, type, reason, message). kopf.event in the operator.
 EventSink = Callable[[Mapping[str, Any], str, str, str], None]
@@ -75,6 +85,11 @@ class ObjectState:
     """The real count dry_run_replicas started from."""
     last_write_error: str | None = None
     last_scale_time: str | None = None
+    accuracy: AccuracyTracker | None = None
+    """The forecast's own track record at the horizon (accuracy-gated trust)."""
+    anomaly: AnomalyState | None = None
+    """The streaming anomaly detector over the metric's history."""
+    detector_score: float | None = None
 
 
 @dataclass
@@ -95,6 +110,7 @@ class Services:
     )
     """Prometheus queries (and the history bookkeeping that follows them)."""
     clock: Callable[[], float] = time.time
+    metrics: Metrics = field(default_factory=Metrics)
     _sources: dict[Endpoint, PrometheusSource] = field(default_factory=dict)
 
     def source(self, endpoint: Endpoint) -> PrometheusSource:
@@ -118,6 +134,9 @@ class Outcome:
     decision: Decision | None = None
     applied: bool = False
     write_error: TargetError | None = None
+    trusted: bool = True
+    accuracy: Accuracy | None = None
+    refit_seconds: float | None = None
 
 
 def _sig(x: float | None, digits: int = 4) -> float | None:
@@ -166,6 +185,7 @@ class Reconciler:
             await self._report_invalid(body, message, now, generation)
             return DEFAULT_INTERVAL
 
+        started = time.perf_counter()
         out = Outcome(spec=spec)
         await self._read_target(out, namespace)
         if out.target_error is not None:
@@ -173,12 +193,38 @@ class Reconciler:
             state.memory = None
             state.dry_run_replicas = None
         await self._read_metric(out, state, namespace, now)
+        await self._detect(out, state, logger)
         await self._forecast(out, state, now, logger)
         self._score_anomaly(out, state, now)
         self._decide(out, state, now)
         await self._apply(out, state, namespace, now, body, logger)
         await self._report(body, out, state, now, generation, logger)
+        self._observe(namespace, name, out, time.perf_counter() - started)
         return spec.interval_seconds
+
+    def _observe(self, namespace: str, name: str, out: Outcome, seconds: float) -> None:
+        m = self.s.metrics
+        m.observe_sync(
+            namespace,
+            name,
+            load=out.load,
+            current=out.scale.replicas if out.scale is not None else None,
+            decision=out.decision,
+            quantile=out.spec.forecast.quantile,
+            horizon_seconds=parse_duration(out.spec.forecast.horizon),
+            accuracy=out.accuracy,
+            trusted=out.trusted,
+            anomaly_score=out.anomaly_score,
+        )
+        m.sync.labels(namespace, name).observe(seconds)
+        if out.metric_error is not None:
+            m.query_errors.labels(namespace, name, out.metric_error.reason).inc()
+        if out.applied:
+            m.scale_writes.labels(namespace, name, "success").inc()
+        elif out.write_error is not None:
+            m.scale_writes.labels(namespace, name, "error").inc()
+        if out.refit_seconds is not None:
+            m.refit.labels(namespace, name).observe(out.refit_seconds)
 
     # ------------------------------------------------------------------------------ reading
 
@@ -223,6 +269,9 @@ class Reconciler:
         key = model_key(spec, endpoint.url)
         if state.model.key != key:
             state.model.reset(key)
+            if state.accuracy is not None:  # scores of another query say nothing of this one
+                state.accuracy.reset()
+            state.anomaly = None
         source = self.s.source(endpoint)
         step = parse_duration(spec.forecast.step)
         window = parse_duration(spec.forecast.history)
@@ -265,7 +314,8 @@ class Reconciler:
             out.forecast_problem = ("MetricUnavailable", str(out.metric_error))
             return
         try:
-            await refresh(state.model, out.spec, now, self.s.pool)
+            flagged = state.anomaly.flagged if state.anomaly is not None else ()
+            out.refit_seconds = await refresh(state.model, out.spec, now, self.s.pool, flagged)
             out.forecast = await forecast_path(state.model, out.spec, now, self.s.pool)
             if out.forecast is None:
                 out.forecast_problem = (
@@ -280,11 +330,38 @@ class Reconciler:
             state.model.model = None
             out.forecast_problem = ("ForecastFailed", f"{type(exc).__name__}: {exc}")
 
+    async def _detect(self, out: Outcome, state: ObjectState, logger: AnyLogger) -> None:
+        """Feed the detector the history's new steps (in the pool: it refits a forest now and
+        then); its anomalous steps are left out of the next refit."""
+        spec = out.spec
+        history = state.model.history
+        if not spec.anomaly.enabled:
+            state.anomaly, state.detector_score = None, None
+            return
+        if out.metric_error is not None or not len(history):
+            return
+        if state.anomaly is None:
+            state.anomaly = AnomalyState()
+        state.anomaly.forget_before(history.index[0])
+        try:
+            state.detector_score = await asyncio.get_running_loop().run_in_executor(
+                self.s.pool, state.anomaly.observe, history, spec.anomaly.threshold
+            )
+        except Exception:  # the detector failing must not stop the autoscaler
+            logger.exception("anomaly detection failed")
+            state.anomaly, state.detector_score = None, None
+
     def _score_anomaly(self, out: Outcome, state: ObjectState, now: float) -> None:
         previous, state.last_forecast = state.last_forecast, out.forecast
-        out.anomaly_score = anomaly_score(out.spec, state.model, previous, out.load, now)
+        residual = anomaly_score(out.spec, state.model, previous, out.load, now)
+        detector = state.detector_score if out.spec.anomaly.enabled else None
+        out.anomaly_score = combined_score(detector, residual)
 
     def _decide(self, out: Outcome, state: ObjectState, now: float) -> None:
+        if state.accuracy is None:
+            state.accuracy = new_tracker(out.spec)
+        out.trusted = judge(state.accuracy, out.spec, now, out.load)
+        out.accuracy = state.accuracy.accuracy()
         if out.scale is None:
             return
         current = out.scale.replicas
@@ -306,11 +383,13 @@ class Reconciler:
                 current_replicas=current,
                 load=out.load,
                 forecast=out.forecast,
+                forecast_trusted=out.trusted,
                 anomaly_score=out.anomaly_score,
                 consecutive_failures=state.failures,
                 memory=state.memory,
             ),
         )
+        remember_forecast(state.accuracy, out.spec, now, out.decision)
 
     # ------------------------------------------------------------------------------ writing
 
@@ -439,6 +518,8 @@ class Reconciler:
             status["lastDecision"] = decision_status(d, previous.get("lastDecision"), now)
         elif "lastDecision" in previous:
             status["lastDecision"] = previous["lastDecision"]
+        if out.accuracy is not None and out.accuracy.samples:
+            status["accuracy"] = accuracy_status(out.accuracy, out.spec)
         merged, changed = cond.merge(
             _existing_conditions(body), wanted_conditions(out, state), rfc3339(now), generation
         )
@@ -459,6 +540,7 @@ _BAD = {
     "AbleToScale": "False",
     "AnomalyDetected": "True",
     "Fallback": "True",
+    "ForecastTrusted": "False",
 }
 
 
@@ -541,6 +623,51 @@ def decision_status(d: Decision, previous: Mapping[str, Any] | None, now: float)
     return status
 
 
+def accuracy_status(a: Accuracy, spec: ForecastScalerSpec) -> dict[str, Any]:
+    status: dict[str, Any] = {
+        "samples": a.samples,
+        "windowSeconds": parse_duration(spec.forecast.trust.window),
+    }
+    for key, value in (
+        ("forecastError", a.forecast_mae),
+        ("naiveError", a.naive_mae),
+        ("relativeError", a.relative_error),
+        ("coverage", a.coverage),
+        ("intervalCoverage", a.interval_coverage),
+    ):
+        if value is not None and math.isfinite(value):
+            status[key] = _sig(value, 3)
+    return status
+
+
+def trust_condition(out: Outcome) -> cond.Wanted:
+    """ForecastTrusted, with the numbers that decided it."""
+    trust = out.spec.forecast.trust
+    a = out.accuracy
+    if not trust.enabled:
+        return cond.Wanted("ForecastTrusted", "True", "GateDisabled", "accuracy gate is off")
+    if a is None or a.samples < trust.min_samples:
+        got = a.samples if a is not None else 0
+        return cond.Wanted(
+            "ForecastTrusted",
+            "True",
+            "NotYetScored",
+            f"{got} of {trust.min_samples} forecasts scored; trusted until judged",
+        )
+    numbers = (
+        f"MAE at the horizon {a.forecast_mae:.4g} vs last value {a.naive_mae:.4g} "
+        f"over {a.samples} forecasts"
+    )
+    if out.trusted:
+        return cond.Wanted("ForecastTrusted", "True", "Accurate", numbers)
+    return cond.Wanted(
+        "ForecastTrusted",
+        "False",
+        "LessAccurateThanNaive",
+        f"{numbers}: acting on the current load only",
+    )
+
+
 def wanted_conditions(out: Outcome, state: ObjectState) -> list[cond.Wanted]:
     """The conditions a sync's outcome implies."""
     spec, d = out.spec, out.decision
@@ -567,6 +694,9 @@ def wanted_conditions(out: Outcome, state: ObjectState) -> list[cond.Wanted]:
         )
     elif out.forecast_problem is not None:
         add("ForecastReady", "False", *out.forecast_problem)
+
+    if out.decision is not None or out.accuracy is not None:
+        wanted.append(trust_condition(out))
 
     scale_error = out.target_error or out.write_error
     if scale_error is not None:

@@ -11,6 +11,8 @@ with the same functions:
   `path_from_model` for the path; InsufficientHistory or a model error drop the model;
 - anomaly score: `forecasting.anomaly_score`, as the operator computes it (the load against
   the previous sync's forecast, once the model's intervals are calibrated);
+- trust: `trust.judge` settles past forecasts with the load and gates the forecast on its
+  measured accuracy, and `trust.remember_forecast` keeps this sync's, as the operator does;
 - decide (`decide` with `initial_memory` on the first sync), apply (the count changes when the
   decision says so; `mode` is treated as Active), `remember`.
 
@@ -43,11 +45,15 @@ from forecastscaler.operator.decision import (
     remember,
 )
 from forecastscaler.operator.forecasting import (
+    AnomalyState,
     ModelState,
     anomaly_score,
+    combined_score,
     model_key,
     path_from_model,
+    training_history,
 )
+from forecastscaler.operator.trust import judge, new_tracker, remember_forecast
 from forecastscaler.simulator.world import PastView, World
 
 
@@ -77,6 +83,7 @@ class SyncRecord:
     forecast_lower: float | None
     forecast_upper: float | None
     anomalous: bool
+    trusted: bool
     model: str
 
 
@@ -99,6 +106,9 @@ class ForecastPolicy:
         self.memory: Memory | None = None
         self.failures = 0
         self.last_forecast: ForecastPath | None = None
+        self.accuracy = new_tracker(spec)
+        self.anomaly: AnomalyState | None = None
+        self.detector_scores = pd.Series(dtype="float64")
         self.retrain = parse_duration(spec.forecast.retrain_interval)
         self.window = parse_duration(spec.forecast.history)
         self.horizon = parse_duration(spec.forecast.horizon)
@@ -117,6 +127,7 @@ class ForecastPolicy:
         return np.arange(world.start_time, world.end_time, period, dtype=np.float64)
 
     def initial_replicas(self, world: World) -> int:
+        self._prepare_detector(world)
         return min(max(world.initial_replicas(), self.spec.min_replicas), self.spec.max_replicas)
 
     def decide(self, now: float, past: PastView, current: int) -> int:
@@ -130,6 +141,7 @@ class ForecastPolicy:
         score = self._score_anomaly(now, load, forecast)
         if self.memory is None:
             self.memory = initial_memory(now, current)
+        trusted = judge(self.accuracy, self.spec, now, load)
         t = self._tick()
         d = decide(
             self.spec,
@@ -138,14 +150,16 @@ class ForecastPolicy:
                 current_replicas=current,
                 load=load,
                 forecast=forecast,
+                forecast_trusted=trusted,
                 anomaly_score=score,
                 consecutive_failures=self.failures,
                 memory=self.memory,
             ),
         )
         self.memory = remember(self.spec, self.memory, d, now, d.changes_scale)
+        remember_forecast(self.accuracy, self.spec, now, d)
         self._tock("decide", t)
-        self._record(now, d, load)
+        self._record(now, d, load, trusted)
         return d.desired_replicas
 
     # The phases of a sync.
@@ -160,8 +174,10 @@ class ForecastPolicy:
             if state.needs_refit(self.key, now, self.retrain):
                 t = self._tick()
                 model = make_forecaster(self.key.models, self.key.horizon_steps)
-                state.model = model.fit(state.history)
+                flagged = self.anomaly.flagged if self.anomaly is not None else ()
+                state.model = model.fit(training_history(state.history, flagged))
                 state.fitted_at = now
+                state.fits += 1
                 self._tock("fit", t)
             elif fresh:
                 assert state.model is not None
@@ -194,15 +210,45 @@ class ForecastPolicy:
         sampled: pd.Series = history[(seconds % round(self.step)) == 0]
         return sampled
 
+    def _prepare_detector(self, world: World) -> None:
+        """Score every step the operator's detector would see, in one batch: the detector is
+        causal and gives the same numbers batch or step by step, and the operator started at
+        the first sync would first read `forecast.history` before it, then each new step."""
+        self.anomaly = None
+        self.detector_scores = pd.Series(dtype="float64")
+        if not self.spec.anomaly.enabled:
+            return
+        start = world.start_time
+        state = AnomalyState()
+        # The operator's first sync scores the last warm_steps of the history it reads then.
+        first = world.past(world.completed(start)).history(start - self.window)
+        series = world.past(world.n).history(start - self.window)
+        if len(first) > state.warm_steps:
+            series = series[series.index >= first.index[-state.warm_steps]]
+        self.detector_scores = state.score_history(series, self.spec.anomaly.threshold, trim=False)
+        self.anomaly = state
+
+    def _detector_score(self, now: float) -> float | None:
+        """The detector's score for the newest completed step at `now`, as the operator has it."""
+        scores = self.detector_scores
+        if not len(scores):
+            return None
+        pos = int(scores.index.searchsorted(pd.Timestamp(now, unit="s", tz="UTC"), side="right"))
+        if pos == 0:
+            return None
+        value = float(scores.iloc[pos - 1])
+        return value if math.isfinite(value) else None
+
     def _score_anomaly(
         self, now: float, load: float | None, forecast: ForecastPath | None
     ) -> float | None:
         previous, self.last_forecast = self.last_forecast, forecast
-        return anomaly_score(self.spec, self.model, previous, load, now)
+        residual = anomaly_score(self.spec, self.model, previous, load, now)
+        return combined_score(self._detector_score(now), residual)
 
     # Bookkeeping.
 
-    def _record(self, now: float, d: Decision, load: float | None) -> None:
+    def _record(self, now: float, d: Decision, load: float | None, trusted: bool) -> None:
         fh = d.forecast_at_horizon
         self.records.append(
             SyncRecord(
@@ -216,6 +262,7 @@ class ForecastPolicy:
                 forecast_lower=fh[2] if fh else None,
                 forecast_upper=fh[3] if fh else None,
                 anomalous=d.anomalous,
+                trusted=trusted,
                 model=self.model.model_name if self.model.model is not None else "",
             )
         )

@@ -1,0 +1,241 @@
+"""The ensemble: every member that can fit, combined with weights learned from their
+rolling-origin backtests on the recent history, and intervals calibrated on the combination's
+own backtest residuals (split conformal).
+
+At every fit each member backtests itself on the latest origins of the history (the learning
+members train only on what lies before them, so those forecasts are out of sample). On the
+origins all members share, the ensemble tries a few ways of combining them (the single best
+member, inverse-squared-error weights over all members, and over the best three) by learning
+each on the older two thirds of the origins and scoring it on the newest third; the winner is
+then re-learned on all shared origins. Weights are per step ahead, so a member that is good a
+step ahead and poor five steps ahead counts for what it is worth at each. The combination's
+residuals at those origins give the quantile offsets, so the 0.9 quantile is exceeded about
+10 % of the time whatever the members' own calibration.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Self
+
+import numpy as np
+import pandas as pd
+
+from forecastscaler.models.base import (
+    DEFAULT_QUANTILES,
+    Capabilities,
+    FloatArray,
+    Forecast,
+    Forecaster,
+    InsufficientHistory,
+    NotFitted,
+)
+from forecastscaler.models.calibrated import CalibratedForecaster, cached_offsets
+from forecastscaler.models.calibration import (
+    IntArray,
+    actuals,
+    mae_at,
+    quantile_paths,
+)
+from forecastscaler.models.history import future_index, regularize, spikes, valid_count
+
+log = logging.getLogger(__name__)
+
+# Fewest origins shared by the members before weights are learned; below it, the single
+# member with the lowest backtest error forecasts alone.
+MIN_SHARED_ORIGINS = 30
+TOP = 3
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """A way of turning members' backtest errors into weights."""
+
+    name: str
+    top: int | None  # None: the single best member; 0: all members; k: the best k
+
+
+SCHEMES = (Scheme("best", None), Scheme("all", 0), Scheme(f"top{TOP}", TOP))
+
+
+def _weights(errors: FloatArray, scheme: Scheme) -> FloatArray:
+    """(members, steps) weights from (members, steps) mean squared errors."""
+    members, steps = errors.shape
+    out = np.zeros((members, steps))
+    for j in range(steps):
+        err = errors[:, j]
+        ok = np.isfinite(err)
+        if not ok.any():
+            out[:, j] = 1.0 / members
+            continue
+        order = [int(i) for i in np.argsort(np.where(ok, err, np.inf)) if ok[i]]
+        if scheme.top is None:
+            out[order[0], j] = 1.0
+            continue
+        chosen = order if scheme.top == 0 else order[: scheme.top]
+        inv = np.array([1.0 / max(float(err[i]), 1e-12) for i in chosen])
+        out[chosen, j] = inv / inv.sum()
+    return out
+
+
+def _mse(forecasts: FloatArray, truth: FloatArray) -> FloatArray:
+    """(members, steps) mean squared error over the origins where the truth is known."""
+    sq = (forecasts - truth[None, :, :]) ** 2
+    with np.errstate(all="ignore"):
+        counts = np.isfinite(sq).sum(axis=1)
+        sums = np.nansum(sq, axis=1)
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.inf)
+
+
+def _combine(forecasts: FloatArray, weights: FloatArray) -> FloatArray:
+    """(origins, steps) combination of (members, origins, steps) forecasts."""
+    return np.asarray(np.einsum("mos,ms->os", forecasts, weights), dtype=np.float64)
+
+
+def _mae(pred: FloatArray, truth: FloatArray, step: int) -> float:
+    err = np.abs(pred[:, step - 1] - truth[:, step - 1])
+    err = err[np.isfinite(err)]
+    return float(err.mean()) if len(err) else float("inf")
+
+
+class Ensemble(Forecaster):
+    """Members combined by backtest-learned weights, with conformal intervals."""
+
+    name: ClassVar[str] = "ensemble"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        needs_seasonality=False, supports_intervals=True
+    )
+
+    def __init__(self, members: Sequence[CalibratedForecaster], horizon: int = 5) -> None:
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        if horizon < 1:
+            raise ValueError("horizon must be at least one step")
+        self.members = list(members)
+        self.horizon = horizon
+
+    def min_history(self) -> int:
+        return min(m.min_history() for m in self.members)
+
+    def fit(self, y: pd.Series) -> Self:
+        series = regularize(y)
+        raw = series.to_numpy(dtype=np.float64, copy=True)
+        raw[spikes(raw)] = np.nan
+        got = valid_count(series)
+        fitted: list[CalibratedForecaster] = []
+        self.skipped_: dict[str, str] = {}
+        for member in self.members:
+            try:
+                fitted.append(member.fit(series))
+            except ValueError as exc:  # InsufficientHistory, UnsuitableSeries
+                self.skipped_[member.name] = str(exc)
+            except Exception as exc:  # a member's library failing must not sink the others
+                log.warning("%s failed to fit: %s", member.name, exc)
+                self.skipped_[member.name] = f"{type(exc).__name__}: {exc}"
+        if not fitted:
+            needs = ", ".join(f"{m.name} {m.min_history()}" for m in self.members)
+            raise InsufficientHistory(f"every model ({needs})", self.min_history(), got)
+        self.fitted_ = fitted
+        self.errors_ = {m.name: m.backtest_error for m in fitted}
+        self._learn(raw)
+        return self
+
+    def _shared_origins(self) -> IntArray:
+        ends = {m.backtest_end_ for m in self.fitted_}
+        if len(ends) != 1:  # members saw different grids: nothing to line up
+            return np.zeros(0, dtype=np.int64)
+        first = max(
+            int(m.backtest_origins_[0]) if len(m.backtest_origins_) else 1 << 62
+            for m in self.fitted_
+        )
+        last = min(
+            int(m.backtest_origins_[-1]) if len(m.backtest_origins_) else -1 for m in self.fitted_
+        )
+        return (
+            np.arange(first, last + 1, dtype=np.int64)
+            if last >= first
+            else np.zeros(0, dtype=np.int64)
+        )
+
+    def _learn(self, raw: FloatArray) -> None:
+        self.offsets_: dict[tuple[float, ...], dict[float, FloatArray]] = {}
+        at = self._shared_origins()
+        h = self.horizon
+        n_members = len(self.fitted_)
+        if len(at) < MIN_SHARED_ORIGINS or n_members == 1:
+            best = min(range(n_members), key=lambda i: self.fitted_[i].backtest_error)
+            self.weights_ = np.zeros((n_members, h))
+            self.weights_[best, :] = 1.0
+            self.scheme_ = "best"
+            chosen = self.fitted_[best]
+            self.residuals_ = chosen.residuals_
+            self.backtest_error_: float | None = chosen.backtest_error_
+            return
+        forecasts = np.stack(
+            [m.backtest_forecasts_[np.searchsorted(m.backtest_origins_, at)] for m in self.fitted_]
+        )
+        truth = actuals(raw, at, h)
+        split = max(1, (2 * len(at)) // 3)
+        scores: dict[str, float] = {}
+        for scheme in SCHEMES:
+            w = _weights(_mse(forecasts[:, :split], truth[:split]), scheme)
+            scores[scheme.name] = _mae(_combine(forecasts[:, split:], w), truth[split:], h)
+        best_scheme = min(SCHEMES, key=lambda s: scores[s.name])
+        self.scheme_ = best_scheme.name
+        self.scheme_scores_ = scores
+        self.weights_ = _weights(_mse(forecasts, truth), best_scheme)
+        self.residuals_ = truth - _combine(forecasts, self.weights_)
+        self.backtest_error_ = mae_at(self.residuals_, h)
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """Each member's weight at the horizon step."""
+        if not hasattr(self, "weights_"):
+            return {}
+        return {m.name: float(self.weights_[i, -1]) for i, m in enumerate(self.fitted_)}
+
+    @property
+    def summary(self) -> str:
+        """The members that carry weight at the horizon, heaviest first, for status."""
+        parts = sorted(self.weights.items(), key=lambda kv: -kv[1])
+        return "+".join(f"{name}:{w:.2f}" for name, w in parts if w >= 0.005)
+
+    def update(self, y: pd.Series) -> Self:
+        if not hasattr(self, "fitted_"):
+            raise NotFitted("ensemble must be fitted before update")
+        for member in self._active():
+            member.update(y)
+        return self
+
+    def _active(self) -> list[CalibratedForecaster]:
+        """Members with weight at some step: the only ones kept up to date and asked."""
+        return [m for i, m in enumerate(self.fitted_) if self.weights_[i].any()]
+
+    def predict(self, horizon: int, quantiles: Sequence[float] = DEFAULT_QUANTILES) -> Forecast:
+        if not hasattr(self, "fitted_"):
+            raise NotFitted("ensemble must be fitted before predict")
+        if horizon < 1:
+            raise ValueError("horizon must be at least one step")
+        # Beyond the calibrated steps each member keeps its last step's weight.
+        cols = np.minimum(np.arange(horizon), self.horizon - 1)
+        point = np.zeros(horizon)
+        for i, member in enumerate(self.fitted_):
+            w = self.weights_[i, cols]
+            if w.any():
+                point += w * member.point_forecast(horizon)
+        point = np.maximum(np.nan_to_num(point, nan=0.0), 0.0)
+        offsets = cached_offsets(self, quantiles)
+        ref = self._active()[0]  # members track the newest timestamp through update
+        return Forecast(
+            index=future_index(ref.index_, horizon, ref.step_),
+            point=point,
+            quantiles=quantile_paths(point, offsets, quantiles),
+            model=self.summary or self.name,
+        )
+
+    @property
+    def backtest_error(self) -> float:
+        value = getattr(self, "backtest_error_", None)
+        return float("inf") if value is None else float(value)
