@@ -145,12 +145,13 @@ def test_anomalies_are_kept_out_of_training() -> None:
 
 
 def test_a_level_shift_becomes_the_new_normal() -> None:
-    """Beyond `max_excluded` of the window, flagged steps are learnt: a permanent shift stops
-    being reported once the training window has seen it."""
+    """Beyond `max_excluded` of the window, flagged steps are learnt: a permanent shift is
+    reported once, at its onset, and is the normal from the next refit on."""
     detector = StreamingDetector()
     scores = detector.score_series(with_anomaly("level-shift", at=600))
     assert scores[600:603].max() >= detector.threshold
-    assert scores[800:].max() < detector.threshold
+    assert scores[603:].max() < detector.threshold
+    assert 0 < len(detector.excluded_) <= detector.max_excluded * detector.train_window
 
 
 def test_the_callers_forecast_is_the_expectation() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -121,6 +122,10 @@ def operator(kubeconfig: str, prometheus_url: str, namespace: str) -> Iterator[A
 
     os.environ["KUBECONFIG"] = kubeconfig
     os.environ["FORECASTSCALER_PROMETHEUS_URL"] = prometheus_url
+    with socket.socket() as probe:  # a free port for the operator's own /metrics
+        probe.bind(("127.0.0.1", 0))
+        metrics_port = probe.getsockname()[1]
+    os.environ["FORECASTSCALER_METRICS_PORT"] = str(metrics_port)
     args = [
         "run",
         "--standalone",
@@ -130,6 +135,7 @@ def operator(kubeconfig: str, prometheus_url: str, namespace: str) -> Iterator[A
         "forecastscaler.operator.handlers",
     ]
     with KopfRunner(args, timeout=60) as runner:
+        runner.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
         yield runner
         # Delete the test's ForecastScalers while the operator still runs to release their
         # finalizers; otherwise the namespace would hang in Terminating.

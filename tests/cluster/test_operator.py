@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
+import urllib.request
 from typing import Any
 
 import pytest
@@ -153,8 +154,36 @@ def test_scales_up_ahead_of_rising_load_and_down_after_it_falls(
     assert status["forecast"]["quantile"] == 0.9
     assert status["forecast"]["model"]
     assert status["lastScaleTime"]
-    for kind in ("Ready", "ForecastReady", "AbleToScale", "ScalingLimited", "Fallback"):
+    for kind in (
+        "Ready",
+        "ForecastReady",
+        "ForecastTrusted",
+        "AbleToScale",
+        "ScalingLimited",
+        "Fallback",
+    ):
         assert condition(obj, kind) is not None, f"no {kind} condition"
+    # The operator scored its own forecasts at the horizon (20s) against the load that came.
+    accuracy = status["accuracy"]
+    assert accuracy["samples"] > 0
+    assert accuracy["forecastError"] >= 0 and accuracy["naiveError"] >= 0
+    assert 0 <= accuracy["coverage"] <= 1
+
+    # The same, and the decisions, on the operator's own /metrics.
+    with urllib.request.urlopen(operator.metrics_url, timeout=10) as response:
+        exported = response.read().decode()
+    this = f'name="web",namespace="{namespace}"'
+    for metric in (
+        "forecastscaler_desired_replicas",
+        "forecastscaler_forecast_error",
+        "forecastscaler_naive_forecast_error",
+        "forecastscaler_forecast_quantile_coverage_ratio",
+        "forecastscaler_refit_duration_seconds_count",
+        "forecastscaler_scale_writes_total",
+    ):
+        assert any(
+            line.startswith(metric + "{") and this in line for line in exported.splitlines()
+        ), f"{metric} for web not exported"
     assert condition(obj, "Ready")["status"] == "True"  # type: ignore[index]
     reasons = {e.reason for e in events(api, namespace, "web")}
     assert "SuccessfulRescale" in reasons

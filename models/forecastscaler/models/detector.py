@@ -141,7 +141,7 @@ class StreamingDetector:
         level_window: int = 100,
         regime_window: int = 30,
         train_window: int = 2000,
-        refit_every: int = 500,
+        refit_every: int = 250,
         min_train: int = 150,
         season: int | None = None,
         n_estimators: int = 100,

@@ -103,6 +103,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     services: Services | None = memo.get("services")
     if services is not None:
+        services.metrics.close()
         for pool in (services.pool, services.kube_io, services.metrics_io):
             pool.shutdown(wait=False, cancel_futures=True)
 

@@ -8,6 +8,8 @@ failures of doing it (refit and sync durations, Prometheus errors, scale writes)
 
 from __future__ import annotations
 
+from wsgiref.simple_server import WSGIServer
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from forecastscaler.operator.decision import Decision
@@ -121,9 +123,18 @@ class Metrics:
             registry=r,
         )
 
-    def serve(self, port: int) -> None:
+    def serve(self, port: int, address: str = "0.0.0.0") -> None:
         """Expose /metrics on the port (a daemon thread of prometheus_client)."""
-        start_http_server(port, registry=self.registry)
+        server, _ = start_http_server(port, addr=address, registry=self.registry)
+        self._server: WSGIServer | None = server
+
+    def close(self) -> None:
+        """Stop serving /metrics (the operator is shutting down)."""
+        server: WSGIServer | None = getattr(self, "_server", None)
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+            self._server = None
 
     def observe_sync(
         self,
