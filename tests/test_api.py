@@ -168,7 +168,7 @@ def test_defaults() -> None:
     assert spec.mode == "Active"
     assert spec.anomaly.enabled is True
     assert spec.anomaly.action == "FreezeScaleDown"
-    assert spec.anomaly.threshold == 0.8
+    assert spec.anomaly.threshold == 0.9
     assert spec.fallback.failure_threshold == 3
     assert spec.fallback.replicas is None
     assert spec.metric.prometheus is None

@@ -169,16 +169,16 @@ CASES = {
         forecast=NAN,
         check={"forecast_replicas": None, "forecast_at_horizon": None, "forecast_value": None},
     ),
-    # --- anomaly (threshold 0.8) ----------------------------------------------------------------
+    # --- anomaly (threshold 0.9) ----------------------------------------------------------------
     "anomaly-freeze-blocks-scale-down": Case(
         10, 30, 10, Reason.ANOMALY, anomaly=0.9, check={"anomalous": True, "recommendation": 10}
     ),
     "anomaly-freeze-allows-scale-up": Case(
         5, 90, 9, Reason.REACTIVE, anomaly=0.9, check={"anomalous": True}
     ),
-    "anomaly-at-threshold-freezes": Case(10, 30, 10, Reason.ANOMALY, anomaly=0.8),
+    "anomaly-at-threshold-freezes": Case(10, 30, 10, Reason.ANOMALY, anomaly=0.9),
     "anomaly-below-threshold": Case(
-        10, 30, 3, Reason.REACTIVE, anomaly=0.79, check={"anomalous": False}
+        10, 30, 3, Reason.REACTIVE, anomaly=0.89, check={"anomalous": False}
     ),
     "anomaly-detection-disabled": Case(
         10, 30, 3, Reason.REACTIVE, anomaly=0.99, spec={"anomaly": {"enabled": False}}

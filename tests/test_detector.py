@@ -3,11 +3,15 @@ as in blocks, anomalies flagged and kept out of training, clean seasonal load le
 
 from __future__ import annotations
 
+import argparse
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from forecastscaler.models.detector import StreamingDetector
+from forecastscaler.simulator.detect_command import run_detect
 
 N = 1200
 PERIOD = 48  # a day of 30-minute steps
@@ -76,9 +80,9 @@ def test_clean_seasonal_noise_rarely_crosses_the_threshold() -> None:
     detector = StreamingDetector()
     alarms = sum(
         int((detector.score_series(seasonal(seed=seed)) >= detector.threshold).sum())
-        for seed in range(5)
+        for seed in range(4)
     )
-    assert alarms <= 5 * N // 2000
+    assert alarms <= 4 * N // 2000
 
 
 @pytest.mark.parametrize(
@@ -106,10 +110,10 @@ def test_flatline_scores_zero() -> None:
 @pytest.mark.parametrize("k", [61, 333, 700], ids=["first-refit", "mid-block", "late"])
 def test_no_look_ahead(k: int) -> None:
     """Scores before step k are identical however the series goes on after k."""
-    y = with_anomaly("spike")
+    y = with_anomaly("spike", at=650).iloc[:800]
     rng = np.random.default_rng(k)
     other = y.copy()
-    other.iloc[k:] = rng.normal(500, 200, N - k)  # a wholly different future
+    other.iloc[k:] = rng.normal(500, 200, len(y) - k)  # a wholly different future
     base = StreamingDetector(**SMALL).score_series(y)
     changed = StreamingDetector(**SMALL).score_series(other)
     truncated = StreamingDetector(**SMALL).score_series(y.iloc[:k])
@@ -129,7 +133,7 @@ def test_step_by_step_equals_the_batch() -> None:
 
 
 def test_deterministic() -> None:
-    y = with_anomaly("spike")
+    y = with_anomaly("spike", at=600).iloc[:700]
     a = StreamingDetector().score_series(y)
     b = StreamingDetector().score_series(y)
     np.testing.assert_array_equal(a, b)
@@ -183,3 +187,34 @@ def test_the_callers_forecast_is_the_expectation() -> None:
 def test_rejects_bad_hyper_parameters(kwargs: dict[str, int | float]) -> None:
     with pytest.raises(ValueError, match=r"need|must"):
         StreamingDetector(**kwargs)  # type: ignore[arg-type]
+
+
+def _args(**kwargs: object) -> argparse.Namespace:
+    return argparse.Namespace(**{"column": "value", "threshold": None, **kwargs})
+
+
+def test_detect_command_writes_a_score_per_step(tmp_path: Path) -> None:
+    y = with_anomaly("spike").iloc[:1000]
+    lines = [f"{ts:%Y-%m-%dT%H:%M:%SZ},{v!r}" for ts, v in y.items()]
+    lines[500] = lines[500].split(",")[0] + ","  # a gap
+    trace = tmp_path / "trace.csv"
+    trace.write_text("timestamp,value\n" + "\n".join(lines) + "\n")
+    out = tmp_path / "scores.csv"
+    assert run_detect(_args(trace=str(trace), out=str(out))) == 0
+    frame = pd.read_csv(out)
+    assert list(frame.columns) == ["timestamp", "value", "anomaly_score"]
+    assert len(frame) == len(y)
+    assert frame["timestamp"].iloc[0] == "2024-01-01T00:00:00Z"
+    assert np.isnan(frame["value"].iloc[500])
+    assert frame["anomaly_score"].iloc[500] == 0.0
+    assert frame["anomaly_score"].iloc[900] >= StreamingDetector().threshold
+    assert frame["anomaly_score"].between(0.0, 1.0).all()
+
+
+def test_detect_command_reports_a_bad_trace(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "scores.csv"
+    assert run_detect(_args(trace=str(tmp_path / "missing.csv"), out=str(out))) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert not out.exists()

@@ -81,7 +81,7 @@ def test_weights_go_to_the_member_that_backtests_best() -> None:
     assert w["seasonalNaive"] > w["lastValue"]
     assert w["constant"] < 0.01
     assert sum(w.values()) == pytest.approx(1.0)
-    assert model.scheme_ in {"best", "all", "top3"}
+    assert model.scheme_ == "stack"
 
 
 def test_the_combination_is_the_weighted_sum_of_the_members() -> None:

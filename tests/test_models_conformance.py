@@ -339,11 +339,7 @@ def test_p90_covers_about_ninety_percent(make: Callable[[], Forecaster], seed: i
 
 @pytest.mark.parametrize(
     "model",
-    [
-        pytest.param(m, id=m.id)
-        for m in MODELS
-        if not m.seasonal_only
-    ],
+    [pytest.param(m, id=m.id) for m in MODELS if not m.seasonal_only],
 )
 def test_a_recent_counter_reset_spike_does_not_dominate(model: ModelCase) -> None:
     forecaster = model.make()

@@ -3,6 +3,7 @@ the threshold sweep against a plain loop over NAB's rules, and corpus loading.""
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from pathlib import Path
@@ -11,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from forecastscaler.simulator.detect_command import run_nab
 from forecastscaler.simulator.nab import (
     STANDARD,
     CorpusError,
@@ -260,3 +262,29 @@ def test_shared_corpus_windows_all_map_to_rows() -> None:
 
 def test_standard_profile_is_nabs() -> None:
     assert (STANDARD.tp, STANDARD.fp, STANDARD.fn) == (1.0, 0.11, 1.0)
+
+
+def test_nab_command_prints_the_scores(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _write_corpus(tmp_path)
+    out = tmp_path / "nab.json"
+    args = argparse.Namespace(
+        data=str(tmp_path), windows=None, profile="standard", threshold=None, json=str(out)
+    )
+    assert run_nab(args) == 0
+    printed = capsys.readouterr().out
+    assert "a/x.csv" in printed
+    assert "NAB score at the best threshold" in printed
+    report = json.loads(out.read_text())
+    assert report["windows"] == 1
+    assert report["best"]["score"] == pytest.approx(0.0)  # a constant series: nothing to find
+    assert [row["file"] for row in report["files"]] == ["a/x.csv"]
+
+
+def test_nab_command_reports_a_bad_corpus(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = argparse.Namespace(
+        data=str(tmp_path), windows=None, profile="standard", threshold=None, json=None
+    )
+    assert run_nab(args) == 2
+    assert "no windows file" in capsys.readouterr().err

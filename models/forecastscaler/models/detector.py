@@ -248,7 +248,8 @@ class StreamingDetector:
     ) -> FloatArray:
         """The score of every step of `series`, each from that step and the ones before it.
 
-        Starts afresh: equal to `reset` then `score` on every step, computed a block at a time.
+        Starts afresh: equal to `reset` then `score` on every step, computed a block at a time;
+        `score` then goes on from the series' last step (warm up on history, then stream).
         """
         self.reset()
         raw = np.asarray(series, dtype=np.float64)

@@ -4,24 +4,24 @@ own backtest residuals (split conformal).
 
 At every fit each member backtests itself on the latest origins of the history (the learning
 members train only on what lies before them, so those forecasts are out of sample). On the
-origins all members share, the ensemble tries a few ways of combining them (the single best
-member, inverse-squared-error weights over all members, and over the best three) by learning
-each on the older two thirds of the origins and scoring it on the newest third; the winner is
-then re-learned on all shared origins. Weights are per step ahead, so a member that is good a
-step ahead and poor five steps ahead counts for what it is worth at each. The combination's
-residuals at those origins give the quantile offsets, so the 0.9 quantile is exceeded about
-10 % of the time whatever the members' own calibration.
+origins all members share, the weights are learned by stacking: per step ahead, the
+non-negative weights summing to one whose combination has the least absolute error (what
+forecasts are judged by), so a member that is good a step ahead and poor five steps ahead counts
+for what it is worth at each. With too few shared origins to learn weights from, the member
+with the lowest backtest error forecasts alone. The combination's residuals at the shared
+origins give the quantile offsets, so the 0.9 quantile is exceeded about 10 % of the time
+whatever the members' own calibration.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import ClassVar, Self
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import nnls
 
 from forecastscaler.models.base import (
     DEFAULT_QUANTILES,
@@ -46,58 +46,46 @@ log = logging.getLogger(__name__)
 # Fewest origins shared by the members before weights are learned; below it, the single
 # member with the lowest backtest error forecasts alone.
 MIN_SHARED_ORIGINS = 30
-TOP = 3
 
 
-@dataclass(frozen=True)
-class Scheme:
-    """A way of turning members' backtest errors into weights."""
-
-    name: str
-    top: int | None  # None: the single best member; 0: all members; k: the best k
+STACK = "stack"
+# How strongly stacking weights are held to a sum of one (a row of the least-squares system).
+SUM_PENALTY = 1e3
+IRLS_ROUNDS = 4
 
 
-SCHEMES = (Scheme("best", None), Scheme("all", 0), Scheme(f"top{TOP}", TOP))
-
-
-def _weights(errors: FloatArray, scheme: Scheme) -> FloatArray:
-    """(members, steps) weights from (members, steps) mean squared errors."""
-    members, steps = errors.shape
+def _stack(forecasts: FloatArray, truth: FloatArray) -> FloatArray:
+    """(members, steps) non-negative weights summing to one that minimise the absolute error of
+    the combination at each step (stacking)."""
+    members, _, steps = forecasts.shape
     out = np.zeros((members, steps))
     for j in range(steps):
-        err = errors[:, j]
-        ok = np.isfinite(err)
-        if not ok.any():
+        y = truth[:, j]
+        ok = np.isfinite(y) & np.isfinite(forecasts[:, :, j]).all(axis=0)
+        if ok.sum() < members:
             out[:, j] = 1.0 / members
             continue
-        order = [int(i) for i in np.argsort(np.where(ok, err, np.inf)) if ok[i]]
-        if scheme.top is None:
-            out[order[0], j] = 1.0
-            continue
-        chosen = order if scheme.top == 0 else order[: scheme.top]
-        inv = np.array([1.0 / max(float(err[i]), 1e-12) for i in chosen])
-        out[chosen, j] = inv / inv.sum()
+        f = forecasts[:, ok, j].T
+        target = y[ok]
+        scale = max(float(np.std(target)), 1e-9)
+        rows = np.ones(len(target))
+        w = np.full(members, 1.0 / members)
+        # Least absolute error (what the ensemble is judged by) by iteratively reweighted
+        # least squares: each origin weighted by 1 / |its residual| of the previous round.
+        for _ in range(IRLS_ROUNDS):
+            a = np.vstack([f * rows[:, None] / scale, np.full((1, members), SUM_PENALTY)])
+            b = np.concatenate([target * rows / scale, [SUM_PENALTY]])
+            w, _ = nnls(a, b)
+            residual = np.abs(target - f @ w) / scale
+            rows = 1.0 / np.sqrt(np.maximum(residual, 1e-3))
+        total = float(w.sum())
+        out[:, j] = w / total if total > 0 else 1.0 / members
     return out
-
-
-def _mse(forecasts: FloatArray, truth: FloatArray) -> FloatArray:
-    """(members, steps) mean squared error over the origins where the truth is known."""
-    sq = (forecasts - truth[None, :, :]) ** 2
-    with np.errstate(all="ignore"):
-        counts = np.isfinite(sq).sum(axis=1)
-        sums = np.nansum(sq, axis=1)
-        return np.where(counts > 0, sums / np.maximum(counts, 1), np.inf)
 
 
 def _combine(forecasts: FloatArray, weights: FloatArray) -> FloatArray:
     """(origins, steps) combination of (members, origins, steps) forecasts."""
     return np.asarray(np.einsum("mos,ms->os", forecasts, weights), dtype=np.float64)
-
-
-def _mae(pred: FloatArray, truth: FloatArray, step: int) -> float:
-    err = np.abs(pred[:, step - 1] - truth[:, step - 1])
-    err = err[np.isfinite(err)]
-    return float(err.mean()) if len(err) else float("inf")
 
 
 class Ensemble(Forecaster):
@@ -177,15 +165,8 @@ class Ensemble(Forecaster):
             [m.backtest_forecasts_[np.searchsorted(m.backtest_origins_, at)] for m in self.fitted_]
         )
         truth = actuals(raw, at, h)
-        split = max(1, (2 * len(at)) // 3)
-        scores: dict[str, float] = {}
-        for scheme in SCHEMES:
-            w = _weights(_mse(forecasts[:, :split], truth[:split]), scheme)
-            scores[scheme.name] = _mae(_combine(forecasts[:, split:], w), truth[split:], h)
-        best_scheme = min(SCHEMES, key=lambda s: scores[s.name])
-        self.scheme_ = best_scheme.name
-        self.scheme_scores_ = scores
-        self.weights_ = _weights(_mse(forecasts, truth), best_scheme)
+        self.scheme_ = STACK
+        self.weights_ = _stack(forecasts, truth)
         self.residuals_ = truth - _combine(forecasts, self.weights_)
         self.backtest_error_ = mae_at(self.residuals_, h)
 

@@ -227,7 +227,14 @@ class AnomalySpec(_Model):
         ),
     )
     threshold: float = Field(
-        default=0.8, ge=0, le=1, description="Anomaly score (0 to 1) from which action applies."
+        default=0.9,
+        ge=0,
+        le=1,
+        description=(
+            "Anomaly score (0 to 1) from which the action applies. The score is log10(1/p) / 5 "
+            "for the step's tail probability p: 0.9 is a surprise judged rarer than one in "
+            "30,000 steps."
+        ),
     )
 
 
