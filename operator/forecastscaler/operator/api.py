@@ -127,6 +127,16 @@ class MetricSpec(_Model):
     )
 
 
+# Fewest steps of history the simulator and backtest give the models by default: 7d holds
+# 10,080 one-minute steps but only 168 hourly ones, too few for the learning members.
+MIN_HISTORY_STEPS = 720
+
+
+def default_history(step_seconds: float) -> str:
+    """The default history window for a metric at this step: 7d, or 720 steps if longer."""
+    return format_duration(max(7 * 86400.0, MIN_HISTORY_STEPS * step_seconds))
+
+
 ModelName = Literal[
     "ensemble",
     "seasonalBlend",
@@ -172,7 +182,11 @@ class ForecastSpec(_Model):
     )
     history: Duration = Field(
         default="7d",
-        description="How much metric history to learn from (weekly patterns need 14d).",
+        description=(
+            "How much metric history to learn from (weekly patterns need 14d). The learning "
+            "models need a few hundred steps: with a coarse step (15m, 1h) set at least "
+            "720 steps (30d at 1h)."
+        ),
     )
     step: Duration = Field(
         default="1m",

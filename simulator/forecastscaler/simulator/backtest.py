@@ -10,8 +10,9 @@ Protocol (rolling origin, as the operator uses its model):
 - Origins t are trace steps from the warmup (default the last half of the trace, `--warmup 50%`)
   to the last step that still has `horizon` steps after it. When there are more than
   `--max-origins` (default 3000), every k-th step is an origin (a stride, said in the output).
-- At each origin the model sees only the history window `load[t - history + 1 .. t]` (default
-  `--history 7d`, as the operator's `forecast.history`), gaps kept as NaN so the window ends at t.
+- At each origin the model sees only the history window `load[t - history + 1 .. t]`
+  (`--history`, default 7d as the operator's `forecast.history`, or 720 steps on coarse
+  traces), gaps kept as NaN so the window ends at t.
 - It is refitted (a new instance, `fit`) at the first origin and then at the first origin at
   least `--retrain` later (default 1h of trace time, the operator's `retrainInterval`); at every
   other origin it is brought up to date with `update` on the window and asked to `predict`.
@@ -55,7 +56,7 @@ import pandas as pd
 from forecastscaler.models import selection
 from forecastscaler.models.base import FloatArray, Forecaster
 from forecastscaler.models.history import regularize
-from forecastscaler.operator.api import format_duration, parse_duration
+from forecastscaler.operator.api import default_history, format_duration, parse_duration
 from forecastscaler.operator.forecasting import INTERVAL
 from forecastscaler.simulator.api import parse_warmup
 from forecastscaler.simulator.traces import Trace, TraceError, load_trace
@@ -65,7 +66,6 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 ENSEMBLE = "ensemble"
-DEFAULT_HISTORY = "7d"
 DEFAULT_RETRAIN = "1h"
 DEFAULT_HORIZON = "5m"
 DEFAULT_MAX_REFITS = 24
@@ -580,7 +580,7 @@ def backtest(
     models: Sequence[str] | Mapping[str, ModelFactory] | None = None,
     horizon_steps: int = 5,
     *,
-    history: str | pd.Timedelta = DEFAULT_HISTORY,
+    history: str | pd.Timedelta | None = None,
     retrain: str | pd.Timedelta = DEFAULT_RETRAIN,
     max_refits: int = DEFAULT_MAX_REFITS,
     warmup: str | float = 0.5,
@@ -608,7 +608,9 @@ def backtest(
     factories = resolve_models(models)
     load = regularize(series)
     step = pd.Timedelta(load.index[1] - load.index[0])
-    history_steps = max(2, _steps(history, step, "the history") if history else 2)
+    if history is None:
+        history = default_history(step.total_seconds())
+    history_steps = max(2, _steps(history, step, "the history"))
     n = len(load)
     fraction = parse_warmup(warmup)
     sched = make_schedule(
@@ -692,7 +694,8 @@ def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated model names (default: every registered member and ensemble)",
     )
     parser.add_argument(
-        "--history", default=DEFAULT_HISTORY, help="window each fit sees (default 7d)"
+        "--history",
+        help="window each fit sees (default 7d, or 720 steps when longer, as the simulator)",
     )
     parser.add_argument(
         "--retrain", default=DEFAULT_RETRAIN, help="trace time between refits (default 1h)"

@@ -6,6 +6,8 @@ Defaults when no manifest is given (or a manifest leaves them unset):
 - ``metric.targetPerReplica``: 80% of a replica's capacity (what the HPA baseline targets);
 - ``minReplicas`` 1, ``maxReplicas`` twice what the trace's peak needs at that target (≥ 10);
 - ``forecast.step``: the trace's step (the operator's step is the metric's step);
+- ``forecast.history``: the operator's 7d, or 720 steps on coarse traces (the learning models
+  need a few hundred steps; 7d of an hourly trace holds 168);
 - ``forecast.horizon``: the operator's 5m, or longer when the world needs it: replicas asked
   for now serve the first step that starts after they are ready, whose load is labelled with
   its end, so the horizon must reach ``startup + interval + step``;
@@ -23,7 +25,12 @@ from typing import Any
 
 import yaml
 
-from forecastscaler.operator.api import ForecastScalerSpec, format_duration, parse_duration
+from forecastscaler.operator.api import (
+    ForecastScalerSpec,
+    default_history,
+    format_duration,
+    parse_duration,
+)
 
 DEFAULT_HORIZON = 300.0
 
@@ -69,6 +76,7 @@ def build_spec(
     spec["metric"] = metric
     forecast = dict(spec.get("forecast") or {})
     forecast.setdefault("step", format_duration(step))
+    forecast.setdefault("history", default_history(parse_duration(forecast["step"])))
     interval = parse_duration(str(spec.get("interval", "30s")))
     if "horizon" not in forecast:
         need = startup + interval + step
