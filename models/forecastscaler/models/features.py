@@ -31,7 +31,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from forecastscaler.models.base import FloatArray, NotFitted
 from forecastscaler.models.calibrated import CalibratedForecaster
 from forecastscaler.models.calibration import IntArray
-from forecastscaler.models.history import fill_gaps, prepare
+from forecastscaler.models.history import fill_gaps, newer_steps, prepare
 from forecastscaler.models.naive import calendar_periods
 from forecastscaler.models.season import find_season
 
@@ -291,7 +291,7 @@ class WindowForecaster(CalibratedForecaster):
         whole history, so only the part after the last known step is cleaned."""
         if not hasattr(self, "learned_"):
             raise NotFitted(f"{self.name} must be fitted before update")
-        grid, fresh = self._newer(y)
+        grid, fresh = newer_steps(y, self.index_[-1], self.step_)
         if not len(grid):
             return self
         joined = fill_gaps(np.concatenate([self.values_, fresh]))
@@ -300,21 +300,3 @@ class WindowForecaster(CalibratedForecaster):
         self.index_ = pd.DatetimeIndex(self.index_.append(grid)[-keep:])
         self.n_obs_ += int(np.count_nonzero(np.isfinite(fresh)))
         return self
-
-    def _newer(self, y: pd.Series) -> tuple[pd.DatetimeIndex, FloatArray]:
-        """The grid steps after the last known one up to y's newest sample, and y's values on
-        them (snapped within half a step, NaN where missing or not a load), as `regularize`
-        cleans them."""
-        if not isinstance(y.index, pd.DatetimeIndex):
-            raise TypeError("history must have a DatetimeIndex")
-        step, last = self.step_, self.index_[-1]
-        tail = pd.to_numeric(y[y.index > last + step / 2], errors="coerce").astype("float64")
-        if tail.empty:
-            return pd.DatetimeIndex([]), np.zeros(0)
-        tail = tail[~tail.index.duplicated(keep="last")].sort_index()
-        periods = max(1, round((tail.index[-1] - last) / step))
-        grid = pd.date_range(last + step, periods=periods, freq=step)
-        snapped = tail.reindex(grid, method="nearest", tolerance=step / 2)
-        fresh: FloatArray = np.array(snapped.to_numpy(np.float64), dtype=np.float64)
-        fresh[~np.isfinite(fresh) | (fresh < 0)] = np.nan
-        return grid, fresh
