@@ -245,6 +245,10 @@ class FakeKube(Kube):
         with self._lock:
             self.calls[name] += 1
 
+    def autoscalers_of(self, namespace: str, ref: ScaleTargetRef) -> list[str]:
+        self._call("autoscalers_of")
+        return []
+
     def get_scale(self, namespace: str, ref: ScaleTargetRef) -> Scale:
         self._call("get_scale")
         with self._lock:

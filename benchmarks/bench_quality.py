@@ -2,7 +2,11 @@
 oracle policies with the defaults (startup 3m, warmup 50%), and the issue's bar per trace:
 the forecast policy short at most half as often as the hpa, at no more replica-hours.
 
-    python benchmarks/bench_quality.py [--traces DIR] [--jobs 2] [--json out.json]
+    python benchmarks/bench_quality.py [--traces DIR] [--jobs 2] [--json out.json] [--simple]
+
+--simple also replays the forecast policy with the simple forecaster of the first release
+(`forecast.models: [seasonalBlend]`, everything else the same) as policy "simple": the
+before/after of the ensemble.
 """
 
 from __future__ import annotations
@@ -18,12 +22,22 @@ from typing import Any
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "traces"
 
 
-def run_one(path: str) -> dict[str, Any]:
+SIMPLE = {"forecast": {"models": ["seasonalBlend"]}}
+
+
+def run_one(path: str, simple: bool = False) -> dict[str, Any]:
     from forecastscaler.simulator.api import simulate
 
     started = time.perf_counter()
-    result = simulate(path)
+    # Traces run in parallel jobs already: refits are not fitted ahead in more processes.
+    if simple:
+        result = simulate(path, scalers=[{}, SIMPLE], fit_workers=0)
+    else:
+        result = simulate(path, fit_workers=0)
     out = result.to_dict()
+    if simple:
+        pol = out["policies"]
+        pol["forecast"], pol["simple"] = pol.pop("forecast:1"), pol.pop("forecast:2")
     out["seconds"] = time.perf_counter() - started
     return out
 
@@ -47,6 +61,7 @@ def main() -> int:
     parser.add_argument("--traces", type=Path, default=DEFAULT_DIR)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--simple", action="store_true", help="also replay the simple forecaster")
     args = parser.parse_args()
     if not args.traces.is_dir():
         print(f"no traces at {args.traces}: skipped")
@@ -54,7 +69,7 @@ def main() -> int:
     paths = sorted(str(p) for p in args.traces.glob("*.csv"))
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        results = list(pool.map(run_one, paths))
+        results = list(pool.map(run_one, paths, [args.simple] * len(paths)))
     header = (
         f"{'trace':<24} {'policy':<9} {'short %':>8} {'unmet %':>8} {'replica-h':>11} "
         f"{'vs oracle':>9} {'actions':>8}  verdict"
@@ -66,7 +81,9 @@ def main() -> int:
         pol = res["policies"]
         v = verdict(pol)
         passes += v == "PASS"
-        for name in ("forecast", "hpa", "oracle"):
+        for name in ("forecast", "simple", "hpa", "oracle"):
+            if name not in pol:
+                continue
             s = pol[name]
             print(
                 f"{res['trace']:<24} {name:<9} {100 * s['underprovisioned_fraction']:>8.2f} "
@@ -79,16 +96,29 @@ def main() -> int:
         f"bar met on {passes} of {len(results)} traces; "
         f"{time.perf_counter() - started:.0f}s with {args.jobs} jobs"
     )
+    simple_better = sum(
+        r["policies"]["forecast"]["underprovisioned_fraction"]
+        <= r["policies"]["simple"]["underprovisioned_fraction"]
+        and r["policies"]["forecast"]["replica_hours"] <= r["policies"]["simple"]["replica_hours"]
+        for r in results
+        if "simple" in r["policies"]
+    )
+    if args.simple:
+        print(
+            f"ensemble no worse than the simple forecaster on both shortage and cost on "
+            f"{simple_better} of {len(results)} traces"
+        )
     for res in results:
-        f = res["policies"]["forecast"]
-        if f.get("forecast_points"):
-            print(
-                f"{res['trace']:<24} forecast WAPE {100 * f['forecast_wape']:.1f}%, "
-                f"80% interval coverage {100 * f['interval_coverage']:.1f}%, "
-                f"p90 coverage {100 * f['quantile_coverage']:.1f}%, "
-                f"step {res['step_seconds']:g}s, startup {res['startup_seconds']:g}s "
-                f"({res['seconds']:.0f}s)"
-            )
+        for name in ("forecast", "simple"):
+            f = res["policies"].get(name) or {}
+            if f.get("forecast_points"):
+                print(
+                    f"{res['trace']:<24} {name} WAPE {100 * f['forecast_wape']:.1f}%, "
+                    f"80% interval coverage {100 * f['interval_coverage']:.1f}%, "
+                    f"p90 coverage {100 * f['quantile_coverage']:.1f}%, "
+                    f"step {res['step_seconds']:g}s, startup {res['startup_seconds']:g}s "
+                    f"({res['seconds']:.0f}s)"
+                )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -45,6 +45,12 @@ def make_trace(days: int) -> tuple[Trace, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--days", type=int, default=30)
+    parser.add_argument(
+        "--fit-workers",
+        type=int,
+        default=1,
+        help="processes fitting the next refit during the replay (0: fit in place)",
+    )
     args = parser.parse_args()
     trace, origin = make_trace(args.days)
     warmup = HISTORY_DAYS / (args.days + HISTORY_DAYS)
@@ -56,9 +62,15 @@ def main() -> None:
     )
     rows: list[tuple[str, str]] = []
     for kind in ("oracle", "hpa", "forecast"):
-        [policy], _, _ = make_policies(world, [kind], clock=time.perf_counter)
+        [policy], _, _ = make_policies(
+            world, [kind], clock=time.perf_counter, fit_workers=args.fit_workers
+        )
         started = time.perf_counter()
-        rep = replay(world, policy)
+        try:
+            rep = replay(world, policy)
+        finally:
+            if isinstance(policy, ForecastPolicy):
+                policy.close()
         total = time.perf_counter() - started
         rows.append((f"{kind} policy ({rep.syncs} syncs)", f"{total:8.2f} s"))
         if isinstance(policy, ForecastPolicy):
@@ -71,6 +83,15 @@ def main() -> None:
             rows.append(
                 ("  replay engine, history slicing, bookkeeping", f"{total - timed:8.2f} s")
             )
+            ahead = policy.fit_ahead
+            if ahead is not None:
+                rows.append(
+                    (
+                        f"  (fit = waiting for {ahead.hits} fits made ahead in a worker, "
+                        f"{ahead.worker_seconds:.1f} s of its time; {ahead.misses} missed)",
+                        "",
+                    )
+                )
     width = max(len(name) for name, _ in rows) + 2
     print()
     print(f"{'what':<{width}}{'time':>10}")

@@ -278,7 +278,86 @@ CASES = {
         check={"limit_reason": "ScaleDownLimit"},
     ),
     "custom-tolerance": Case(5, 54, 6, Reason.REACTIVE, spec={"behavior": {"tolerance": 0.05}}),
+    # --- scale-down on a trusted forecast: the window looks ahead (forecast.lookAheadScaleDown) --
+    # A recommendation of 10 a minute ago, but the forecast says 30 (→ 3) for the next 300 s:
+    # nothing in the (forward) window needs more than 3.
+    "look-ahead-releases-scale-down": Case(
+        10,
+        30,
+        3,
+        Reason.REACTIVE,
+        forecast=30,
+        recommendations=((60, 10),),
+        check={"stabilized": False, "recommendation": 3},
+    ),
+    # The forecast stays at 60 (→ 6) over the window: scale down to 6, not to the current 3.
+    "look-ahead-keeps-what-the-forecast-needs": Case(
+        10, 30, 6, Reason.FORECAST, forecast=60, recommendations=((60, 10),)
+    ),
+    # The HPA's backward window when the forecast is not trusted, or look-ahead is off.
+    "look-ahead-needs-trust": Case(
+        10, 30, 10, Reason.STABILIZED, forecast=30, trusted=False, recommendations=((60, 10),)
+    ),
+    "look-ahead-off": Case(
+        10,
+        30,
+        10,
+        Reason.STABILIZED,
+        forecast=30,
+        recommendations=((60, 10),),
+        spec={"forecast": {"lookAheadScaleDown": False}},
+    ),
+    # A 900 s window and a forecast reaching 600 s: the window is [now - 300, now + 600], so
+    # the 10 of 200 s ago still counts and the one of 400 s ago does not.
+    "look-ahead-partial-reach-keeps-recent": Case(
+        10,
+        30,
+        10,
+        Reason.STABILIZED,
+        forecast=30,
+        recommendations=((200, 10),),
+        spec={"behavior": {"scaleDown": {"stabilizationWindowSeconds": 900}}},
+    ),
+    "look-ahead-partial-reach-forgets-older": Case(
+        10,
+        30,
+        3,
+        Reason.REACTIVE,
+        forecast=30,
+        recommendations=((400, 10),),
+        spec={"behavior": {"scaleDown": {"stabilizationWindowSeconds": 900}}},
+    ),
+    # An anomaly freezes scale-down whatever the forecast says.
+    "look-ahead-frozen-by-anomaly": Case(
+        10, 30, 10, Reason.ANOMALY, forecast=30, anomaly=0.99, recommendations=((60, 10),)
+    ),
 }
+
+
+def test_look_ahead_holds_for_a_rise_the_forecast_sees_within_the_window() -> None:
+    """Load 30 now (→ 3) and at the horizon, but 80 (→ 8) two minutes from now: the window
+    ahead keeps 8 of the 10, and the message says it was the forecast."""
+    times = tuple(NOW + i * 60.0 for i in range(11))
+    values = tuple(80.0 if i == 2 else 30.0 for i in range(11))
+    path = ForecastPath(
+        times=times,
+        value=values,
+        point=values,
+        lower=values,
+        upper=values,
+        quantile=0.9,
+        model="test",
+    )
+    obs = Observation(
+        now=NOW,
+        current_replicas=10,
+        load=30.0,
+        forecast=path,
+        memory=Memory(recommendations=(Recommendation(NOW - 60, 10),)),
+    )
+    d = decide(make_spec(), obs)
+    assert (d.desired_replicas, d.reason, d.stabilized) == (8, Reason.STABILIZED, True)
+    assert "forecast's next 5m" in d.message, d.message
 
 
 def observation(case: Case) -> Observation:

@@ -8,13 +8,8 @@ port, and dashboard queries naming metrics the operator does not export.
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import os
 import re
-import shlex
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +18,7 @@ import pytest
 import yaml
 from prometheus_client.metrics_core import Metric
 
+from forecastscaler.operator.cli import build_parser, peering_priority
 from forecastscaler.operator.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -201,7 +197,7 @@ def test_metrics_service_reaches_the_metrics_port(base: list[Doc], deployment: D
 
 def test_liveness_probe_asks_kopfs_health_endpoint(deployment: Doc) -> None:
     container = _container(deployment)
-    url = re.search(r"--liveness\s+(\S+)", _command_line(container))
+    url = re.search(r"--liveness[=\s]+(\S+)", _command_line(container))
     assert url, "the operator serves no liveness endpoint"
     match = re.fullmatch(r"http://0\.0\.0\.0:(\d+)(/\S*)", url.group(1))
     assert match, url.group(1)
@@ -213,7 +209,7 @@ def test_liveness_probe_asks_kopfs_health_endpoint(deployment: Doc) -> None:
 
 def test_peering_is_installed_and_allowed(base: list[Doc], deployment: Doc) -> None:
     """With --peering, Kopf pauses until the peering object exists and it may watch and patch it."""
-    name = re.search(r"--peering\s+(\S+)", _command_line(_container(deployment)))
+    name = re.search(r"--peering[=\s]+(\S+)", _command_line(_container(deployment)))
     assert name, "two replicas without --peering would both act"
     _one(base, "ClusterKopfPeering", name.group(1))
     crd = _one(base, "CustomResourceDefinition", "clusterkopfpeerings.kopf.dev")
@@ -228,31 +224,20 @@ def test_peering_is_installed_and_allowed(base: list[Doc], deployment: Doc) -> N
     assert {"get", "list", "watch", "patch"} <= granted
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="runs the container's /bin/sh command")
-def test_operator_command_gives_each_pod_its_own_priority(deployment: Doc, tmp_path: Path) -> None:
-    """Runs the container's command line with a stand-in `kopf` that prints its arguments, then
-    parses them with Kopf's own `kopf run` options: peers of equal priority would all pause."""
-    from kopf.cli import main as kopf_main
-
+def test_operator_command_gives_each_pod_its_own_priority(deployment: Doc) -> None:
+    """Parses the container's command line with the operator's own parser and derives the
+    peering priority as `forecastscaler run` does from POD_IP: peers of equal priority would
+    all pause, so two pods must never tie."""
     container = _container(deployment)
-    command = container["command"] + container["args"]
-    assert command[:2] == ["/bin/sh", "-c"]
-    (tmp_path / "kopf").write_text('#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done\n')
-    (tmp_path / "kopf").chmod(0o755)
-    (tmp_path / "python").symlink_to(sys.executable)
-    priorities = {}
-    for ip in ("10.244.1.7", "10.244.2.7"):
-        env = {"PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}", "POD_IP": ip}
-        out = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-        args = out.stdout.splitlines()
-        assert args[0] == "run", shlex.join(args)
-        run = kopf_main.commands["run"]
-        params = run.make_context("run", args[1:]).params
-        assert params["modules"] == ("forecastscaler.operator.handlers",)
-        assert params["clusterwide"] and params["peering_name"]
-        priorities[ip] = params["priority"]
-        assert priorities[ip] == int(ipaddress.ip_address(ip)) % 2**31
+    command = container["command"] + container.get("args", [])
+    assert command[:2] == ["forecastscaler", "run"], command
+    args = build_parser().parse_args(command[1:])
+    assert args.peering and not args.namespace  # cluster-wide, with peering
+    env = {e["name"]: e for e in container["env"]}
+    assert env["POD_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+    priorities = {ip: peering_priority(args.priority, ip) for ip in ("10.244.1.7", "10.244.2.7")}
     assert len(set(priorities.values())) == len(priorities)
+    assert all(p > 0 for p in priorities.values())
 
 
 def test_servicemonitor_overlay_selects_the_metrics_service(base: list[Doc]) -> None:

@@ -220,6 +220,32 @@ def test_update_moves_the_origin(model: ModelCase, scenario: str) -> None:
     assert forecaster.predict(H, QUANTILES).index[0] == extended.index[-1] + STEP
 
 
+@pytest.mark.parametrize(("model", "scenario"), CASES)
+def test_a_shorter_forecast_is_the_start_of_a_longer_one(model: ModelCase, scenario: str) -> None:
+    """The operator predicts at every sync and reuses a longer forecast for a shorter one
+    until the next update; that is only right if the first steps never depend on how many
+    follow, and if an update makes the model forecast afresh."""
+    cached, y = build(model, scenario)
+    fresh, _ = build(model, scenario)
+    cached.fit(y)
+    fresh.fit(y)
+    long = cached.predict(3 * H, QUANTILES)
+    short = cached.predict(H, QUANTILES)
+    direct = fresh.predict(H, QUANTILES)
+    np.testing.assert_array_equal(short.point, direct.point)
+    np.testing.assert_array_equal(long.point[:H], direct.point)
+    for q in QUANTILES:
+        np.testing.assert_array_equal(short.quantiles[q], direct.quantiles[q])
+
+    newer = series(noisy(3, seed=9), start=y.index[-1] + STEP)
+    newer.index = newer.index.as_unit(y.index.unit)
+    extended = pd.concat([y, newer])
+    after = cached.update(extended).predict(H, QUANTILES)
+    expected = fresh.update(extended).predict(H, QUANTILES)
+    assert after.index.equals(expected.index)
+    np.testing.assert_array_equal(after.point, expected.point)
+
+
 @pytest.mark.parametrize("model", MODELS, ids=[m.id for m in MODELS])
 def test_predict_before_fit_raises_not_fitted(model: ModelCase) -> None:
     with pytest.raises(NotFitted):

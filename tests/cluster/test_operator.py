@@ -235,6 +235,50 @@ def test_dry_run_reports_but_never_writes_the_scale(
     assert any("would scale web 5→8" in m for m in dry), dry
 
 
+def test_an_hpa_on_the_same_target_stops_the_writes_until_it_is_gone(
+    api: client.ApiClient, namespace: str, loads: LoadExporter, operator: Any
+) -> None:
+    """Two autoscalers on one Deployment undo each other: with an HPA there, the operator
+    decides and reports but does not write, and says so; once the HPA is deleted it scales."""
+    loads.set({"app": namespace}, lambda t: 450.0)
+    deployment(api, namespace, "web", replicas=2)
+    hpas = client.AutoscalingV1Api(api)
+    hpas.create_namespaced_horizontal_pod_autoscaler(
+        namespace,
+        client.V1HorizontalPodAutoscaler(
+            metadata=client.V1ObjectMeta(name="web-cpu"),
+            spec=client.V1HorizontalPodAutoscalerSpec(
+                scale_target_ref=client.V1CrossVersionObjectReference(
+                    api_version="apps/v1", kind="Deployment", name="web"
+                ),
+                min_replicas=1,
+                max_replicas=10,
+                target_cpu_utilization_percentage=80,
+            ),
+        ),
+    )
+    apply_scaler(api, namespace, manifest("web", namespace, anomaly={"enabled": False}))
+
+    def blocked() -> dict[str, Any] | None:
+        able = condition(scaler(api, namespace, "web"), "AbleToScale")
+        return able if able and able["reason"] == "ConflictingAutoscaler" else None
+
+    able = eventually(blocked, 60, "AbleToScale=False ConflictingAutoscaler")
+    assert able["status"] == "False" and "web-cpu" in able["message"], able
+    eventually(
+        lambda: (scaler(api, namespace, "web").get("status") or {}).get("desiredReplicas") == 5,
+        60,
+        "status.desiredReplicas 5 (decided, not written)",
+    )
+    time.sleep(6)  # two more syncs
+    assert replicas_of(api, namespace, "web") == 2
+    warnings = [e for e in events(api, namespace, "web") if e.reason == "ConflictingAutoscaler"]
+    assert warnings and warnings[0].type == "Warning", warnings
+
+    hpas.delete_namespaced_horizontal_pod_autoscaler("web-cpu", namespace)
+    eventually(lambda: replicas_of(api, namespace, "web") == 5, 90, "web scaled to 5")
+
+
 def apply_on_server(kubeconfig: str, namespace: str, body: dict[str, Any]) -> Any:
     """kubectl apply with --validate=false: the API server itself, not kubectl's client-side
     check, must accept or refuse the object."""

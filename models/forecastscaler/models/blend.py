@@ -24,7 +24,7 @@ import pandas as pd
 from forecastscaler.models.base import Capabilities, FloatArray, NotFitted
 from forecastscaler.models.calibrated import CalibratedForecaster
 from forecastscaler.models.calibration import IntArray, actuals, mae_at, origins
-from forecastscaler.models.history import fill_gaps, infer_step, prepare, regularize
+from forecastscaler.models.history import fill_gaps, newer_steps, prepare
 from forecastscaler.models.naive import calendar_periods, seasonal_lookup
 from forecastscaler.models.season import find_season
 
@@ -163,13 +163,10 @@ class SeasonalBlend(CalibratedForecaster):
         keeping the tuned constants and the calibration."""
         if not hasattr(self, "index_"):
             raise NotFitted(f"{self.name} must be fitted before update")
-        new = regularize(y)
-        new = new[new.index > self.index_[-1]]
-        if new.empty:
-            return self
         step = self.step_
-        grid = pd.date_range(self.index_[-1] + step, new.index[-1], freq=step)
-        fresh = new.reindex(grid, method="nearest", tolerance=step / 2).to_numpy(np.float64)
+        grid, fresh = newer_steps(y, self.index_[-1], step)
+        if not len(grid):
+            return self
         joined = fill_gaps(np.concatenate([self.values_, fresh]))
         added = joined[len(self.values_) :]
         level, trend = self.level_, self.trend_
@@ -181,7 +178,6 @@ class SeasonalBlend(CalibratedForecaster):
         keep = (self.season_ or 0) + self.window_ + 1
         self.values_ = joined[-keep:]
         self.index_ = pd.DatetimeIndex(self.index_.append(grid)[-max(keep, 2) :])
-        self.step_ = infer_step(self.index_) if len(self.index_) > 1 else step
         self.n_obs_ += int(np.count_nonzero(np.isfinite(fresh)))
         return self
 

@@ -84,8 +84,19 @@ class CalibratedForecaster(Forecaster):
         self.n_obs_ = int(np.count_nonzero(np.isfinite(series.to_numpy(dtype=np.float64))))
 
     def point_forecast(self, horizon: int) -> FloatArray:
-        """The point forecast alone, finite and non-negative (what an ensemble combines)."""
-        return np.maximum(np.nan_to_num(self._point(horizon), nan=0.0), 0.0)
+        """The point forecast alone, finite and non-negative (what an ensemble combines).
+
+        Kept until the model's state changes: every fit and update gives `index_` a new
+        object, and the operator predicts at every sync but updates once per step. A longer
+        forecast serves a shorter one (the first steps do not depend on how many follow)."""
+        cached: tuple[pd.DatetimeIndex, FloatArray] | None = self.__dict__.get("point_cache_")
+        if cached is not None and cached[0] is self.index_ and len(cached[1]) >= horizon:
+            return cached[1][:horizon].copy()
+        # The operator's syncs within a step ask for the horizon plus one or two steps.
+        steps = max(horizon, self.horizon + 2)
+        point = np.maximum(np.nan_to_num(self._point(steps), nan=0.0), 0.0)
+        self.point_cache_ = (self.index_, point)
+        return point[:horizon].copy()
 
     def predict(self, horizon: int, quantiles: Sequence[float] = DEFAULT_QUANTILES) -> Forecast:
         if not hasattr(self, "index_"):

@@ -154,13 +154,30 @@ def newer_steps(
     What a fitted model's cheap `update` needs: only the new part of a long history."""
     if not isinstance(y.index, pd.DatetimeIndex):
         raise TypeError("history must have a DatetimeIndex")
-    tail = pd.to_numeric(y[y.index > last + step / 2], errors="coerce").astype("float64")
+    index = y.index
+    after = last + step / 2
+    if index.is_monotonic_increasing:  # the usual case: only look at the newest few samples
+        tail = y.iloc[int(index.searchsorted(after, side="right")) :]
+    else:
+        tail = y[index > after]
     if tail.empty:
         return pd.DatetimeIndex([]), np.zeros(0)
-    tail = tail[~tail.index.duplicated(keep="last")].sort_index()
+    tail = pd.to_numeric(tail, errors="coerce").astype("float64")
+    if not (tail.index.is_unique and tail.index.is_monotonic_increasing):
+        tail = tail[~tail.index.duplicated(keep="last")].sort_index()
     periods = max(1, round((tail.index[-1] - last) / step))
     grid = pd.date_range(last + step, periods=periods, freq=step)
-    snapped = tail.reindex(grid, method="nearest", tolerance=step / 2)
-    fresh: FloatArray = np.array(snapped.to_numpy(np.float64), dtype=np.float64)
+    # Each grid step takes the nearest sample within half a step (ties: the later one, as
+    # pandas' nearest reindex does).
+    at = grid.as_unit("ns").asi8
+    times = pd.DatetimeIndex(tail.index).as_unit("ns").asi8
+    values = tail.to_numpy(dtype=np.float64)
+    right = np.searchsorted(times, at, side="left").clip(0, len(times) - 1)
+    left = (right - 1).clip(0, len(times) - 1)
+    d_right = np.abs(times[right] - at)
+    d_left = np.abs(at - times[left])
+    pick = np.where(d_left < d_right, left, right)
+    near = np.minimum(d_left, d_right)
+    fresh: FloatArray = np.where(near <= step.value / 2, values[pick], np.nan)
     fresh[~np.isfinite(fresh) | (fresh < 0)] = np.nan
     return grid, fresh

@@ -201,6 +201,17 @@ class ForecastSpec(_Model):
             "expects to be exceeded only 10% of the time."
         ),
     )
+    look_ahead_scale_down: bool = Field(
+        default=True,
+        description=(
+            "While the forecast is trusted, the scale-down stabilization window looks ahead "
+            "instead of back: replicas are removed as soon as the provisioned quantile of the "
+            "forecast over the next behavior.scaleDown.stabilizationWindowSeconds (as far as "
+            "the forecast reaches) needs fewer, rather than after the window of past "
+            "recommendations has passed. The HPA waits to see whether a drop lasts; the "
+            "forecast says so. false: always the HPA's backward window."
+        ),
+    )
     retrain_interval: Duration = Field(
         default="1h",
         description=(

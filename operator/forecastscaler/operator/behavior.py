@@ -100,10 +100,18 @@ def stabilize(
     recommendations: Sequence[Recommendation],
     up: Rules,
     down: Rules,
+    ahead: Sequence[Recommendation] = (),
+    reach: float = 0.0,
 ) -> int:
-    """Scale-up takes the lowest recommendation of its window, scale-down the highest."""
+    """Scale-up takes the lowest recommendation of its window, scale-down the highest.
+
+    With `reach` > 0 the scale-down window is moved that far into the future (never further
+    than its own length): it covers the past recommendations newer than
+    ``now - window + reach`` and the forecast's recommendations `ahead` up to ``now + reach``.
+    With no reach it is the HPA's window exactly."""
+    reach = min(max(reach, 0.0), float(down.stabilization_window_seconds))
     up_cutoff = now - up.stabilization_window_seconds
-    down_cutoff = now - down.stabilization_window_seconds
+    down_cutoff = now - down.stabilization_window_seconds + reach
     up_rec = desired
     down_rec = desired
     for rec in recommendations:
@@ -111,6 +119,10 @@ def stabilize(
             up_rec = min(rec.replicas, up_rec)
         if rec.time > down_cutoff:
             down_rec = max(rec.replicas, down_rec)
+    if reach > 0:
+        for rec in ahead:
+            if now < rec.time <= now + reach:
+                down_rec = max(rec.replicas, down_rec)
     result = current
     result = max(result, up_rec)
     result = min(result, down_rec)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import os
 import sys
 from collections.abc import Sequence
 
@@ -28,10 +30,25 @@ def _run(args: argparse.Namespace) -> int:
         namespaces=args.namespace or (),
         standalone=args.peering is None,
         peering_name=args.peering,
+        priority=peering_priority(args.priority, os.environ.get("POD_IP")),
         liveness_endpoint=args.liveness,
         memo=kopf.Memo(config=cfg),
     )
     return 0
+
+
+def peering_priority(given: int | None, pod_ip: str | None) -> int:
+    """This replica's Kopf peering priority: the given one, or one derived from the pod's IP,
+    so replicas of one Deployment differ without per-pod configuration (with equal
+    priorities Kopf pauses them all). 0 outside a pod."""
+    if given is not None:
+        return given
+    if not pod_ip:
+        return 0
+    try:
+        return int(ipaddress.ip_address(pod_ip)) % 2**31
+    except ValueError:
+        return 0
 
 
 def _serve_load(args: argparse.Namespace) -> int:
@@ -115,6 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--peering", help="Kopf peering name for HA (default: standalone, one replica)"
+    )
+    run.add_argument(
+        "--priority",
+        type=int,
+        help="Kopf peering priority: the highest alive replica acts, the others stand by "
+        "(default: derived from env POD_IP, so replicas of one Deployment differ)",
     )
     run.add_argument("--liveness", help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
     run.add_argument("-v", "--verbose", action="store_true")

@@ -125,6 +125,8 @@ class Decision:
     load: float | None = None
     limit_reason: LimitReason = "DesiredWithinRange"
     stabilized: bool = False
+    looked_ahead: bool = False
+    """The scale-down window looked ahead on the forecast (forecast.lookAheadScaleDown)."""
     fallback: bool = False
     anomalous: bool = False
 
@@ -261,7 +263,20 @@ def decide(spec: ForecastScalerSpec, obs: Observation) -> Decision:
         parts.append(f"anomaly score {obs.anomaly_score:.2f}")
 
     up, down = resolve_behavior(spec.behavior)
-    stabilized = stabilize(obs.now, cur, rec, obs.memory.recommendations, up, down)
+    ahead: tuple[Recommendation, ...] = ()
+    reach = 0.0
+    if (
+        forecast_reps is not None
+        and obs.forecast is not None
+        and spec.forecast.look_ahead_scale_down
+        and rec < cur
+    ):
+        ahead, reach = _look_ahead(
+            obs.forecast, obs.now, down.stabilization_window_seconds, per, cur, tol
+        )
+    stabilized = stabilize(
+        obs.now, cur, rec, obs.memory.recommendations, up, down, ahead=ahead, reach=reach
+    )
     desired, limit_reason = limit_rate(
         obs.now, cur, stabilized, lo, hi, obs.memory.scale_events, up, down
     )
@@ -269,7 +284,15 @@ def decide(spec: ForecastScalerSpec, obs: Observation) -> Decision:
         direction = "down" if rec < cur else "up"
         window = (down if direction == "down" else up).stabilization_window_seconds
         reason = Reason.STABILIZED
-        parts.append(f"scale-{direction} stabilized over {window}s: {rec} → {stabilized}")
+        if reach > 0:
+            where = f"the forecast's next {format_duration(reach)}"
+            if reach < window:
+                where += f" and the last {format_duration(window - reach)}"
+            parts.append(f"scale-down stabilized over {where}: {rec} → {stabilized}")
+        else:
+            parts.append(f"scale-{direction} stabilized over {window}s: {rec} → {stabilized}")
+    elif reach > 0 and rec < cur:
+        parts.append(f"the forecast stays low for the next {format_duration(reach)}")
     if desired != stabilized:
         reason = {
             "TooManyReplicas": Reason.MAX_REPLICAS,
@@ -290,8 +313,29 @@ def decide(spec: ForecastScalerSpec, obs: Observation) -> Decision:
         load=load,
         limit_reason=limit_reason,
         stabilized=stabilized != rec,
+        looked_ahead=reach > 0,
         anomalous=anomalous,
     )
+
+
+def _look_ahead(
+    forecast: ForecastPath, now: float, window: int, per: float, cur: int, tol: float
+) -> tuple[tuple[Recommendation, ...], float]:
+    """The forecast's recommendations over the next scale-down window, and how far they reach
+    (0 when the window is empty, the path ends before now or has a value that is not a
+    number: then the HPA's backward window applies)."""
+    ahead: list[Recommendation] = []
+    for t, value in zip(forecast.times, forecast.value, strict=True):
+        if t <= now:
+            continue
+        if t > now + window:
+            break
+        if not math.isfinite(value) or value < 0:
+            return (), 0.0
+        ahead.append(Recommendation(t, replicas_for_average_value(value, per, cur, tol)))
+    if not ahead or window <= 0:
+        return (), 0.0
+    return tuple(ahead), min(float(window), ahead[-1].time - now)
 
 
 def remember(

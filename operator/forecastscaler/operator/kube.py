@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import os
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,18 @@ class ScaleWriteFailed(TargetError):
     reason = "FailedUpdateScale"
 
 
+class ConflictingAutoscaler(TargetError):
+    """Another autoscaler (a HorizontalPodAutoscaler) scales the same target: two owners of
+    one replica count fight, so the operator does not write it."""
+
+    reason = "ConflictingAutoscaler"
+
+
+# Installed by manifests/base but bound cluster-wide to nobody: reading Secrets everywhere is
+# more than a token for Prometheus needs. Each namespace that uses one binds it.
+SECRET_READER_ROLE = "forecastscaler-secret-reader"
+
+
 class SecretError(Exception):
     reason = "SecretUnavailable"
 
@@ -67,6 +80,14 @@ class Scale:
     replicas: int
     status_replicas: int
     selector: str | None
+
+
+HPA_CACHE_SECONDS = 30.0
+
+
+def _group(api_version: str) -> str:
+    """The API group of "group/version" ("" for the core group's "v1")."""
+    return api_version.rpartition("/")[0]
 
 
 def _describe(ref: ScaleTargetRef, namespace: str) -> str:
@@ -82,6 +103,7 @@ class Kube:
         self._core = client.CoreV1Api(api_client)
         self._dynamic: DynamicClient | None = None
         self._lock = threading.Lock()
+        self._hpas: dict[str, tuple[float, list[tuple[str, str, str, str]]]] = {}
 
     def _scale_resource(self, ref: ScaleTargetRef, namespace: str) -> Any:
         with self._lock:  # discovery is lazy and not thread-safe on first use
@@ -99,6 +121,33 @@ class Kube:
         if scale is None:
             raise InvalidTarget(f"{_describe(ref, namespace)}: this kind has no scale subresource")
         return scale
+
+    def autoscalers_of(self, namespace: str, ref: ScaleTargetRef) -> list[str]:
+        """Names of the HorizontalPodAutoscalers in the namespace that scale the same target
+        (same kind, name and API group). Listed at most every HPA_CACHE_SECONDS per
+        namespace, so a hundred ForecastScalers do not list them at every sync."""
+        now = time.monotonic()
+        with self._lock:
+            cached = self._hpas.get(namespace)
+        if cached is None or now - cached[0] > HPA_CACHE_SECONDS:
+            hpas = client.AutoscalingV1Api(
+                self.api_client
+            ).list_namespaced_horizontal_pod_autoscaler(namespace)
+            targets: list[tuple[str, str, str, str]] = []
+            for h in hpas.items:
+                ref_ = h.spec.scale_target_ref
+                name = str(h.metadata.name) if h.metadata is not None else ""
+                targets.append((name, ref_.kind, ref_.name, _group(ref_.api_version or "")))
+            cached = (now, targets)
+            with self._lock:
+                self._hpas[namespace] = cached
+        listed = cached[1]
+        group = _group(ref.api_version)
+        return sorted(
+            name
+            for name, kind, target, g in listed
+            if kind == ref.kind and target == ref.name and g == group
+        )
 
     def get_scale(self, namespace: str, ref: ScaleTargetRef) -> Scale:
         resource = self._scale_resource(ref, namespace)
@@ -145,8 +194,15 @@ class Kube:
         try:
             secret = self._core.read_namespaced_secret(name, namespace)
         except ApiException as exc:
+            hint = ""
+            if exc.status == 403:
+                hint = (
+                    f": the operator may not read Secrets in {namespace}; grant it there with "
+                    f"a RoleBinding to ClusterRole {SECRET_READER_ROLE} "
+                    "(manifests/secret-reader-rolebinding.yaml)"
+                )
             raise SecretError(
-                f"cannot read Secret {namespace}/{name}: {exc.status} {exc.reason}"
+                f"cannot read Secret {namespace}/{name}: {exc.status} {exc.reason}{hint}"
             ) from exc
         data = (secret.data or {}).get(key)
         if data is None:

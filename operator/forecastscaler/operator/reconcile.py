@@ -48,7 +48,13 @@ from forecastscaler.operator.forecasting import (
     refresh,
     rfc3339,
 )
-from forecastscaler.operator.kube import Kube, Scale, SecretError, TargetError
+from forecastscaler.operator.kube import (
+    ConflictingAutoscaler,
+    Kube,
+    Scale,
+    SecretError,
+    TargetError,
+)
 from forecastscaler.operator.metrics import Metrics
 from forecastscaler.operator.prometheus import Endpoint, MetricError, PrometheusSource
 from forecastscaler.operator.settings import OperatorConfig
@@ -188,6 +194,7 @@ class Reconciler:
         started = time.perf_counter()
         out = Outcome(spec=spec)
         await self._read_target(out, namespace)
+        await self._check_co_owner(out, namespace, logger)
         if out.target_error is not None:
             # Nothing is decided without the target; start the windows afresh when it is back.
             state.memory = None
@@ -237,6 +244,24 @@ class Reconciler:
             out.target_error = exc
         except Exception as exc:  # discovery or transport errors: same treatment
             out.target_error = TargetError(f"cannot read the target's scale: {exc}")
+
+    async def _check_co_owner(self, out: Outcome, namespace: str, logger: AnyLogger) -> None:
+        """A HorizontalPodAutoscaler on the same target would fight over its replicas: the
+        operator then decides and reports but does not write (like DryRun), and says why."""
+        if out.target_error is not None:
+            return
+        ref = out.spec.scale_target_ref
+        try:
+            hpas = await self._kube(self.s.kube.autoscalers_of, namespace, ref)
+        except Exception as exc:  # cannot list HPAs (RBAC, API): scaling is not blocked on it
+            logger.debug("cannot list HorizontalPodAutoscalers in %s: %s", namespace, exc)
+            return
+        if hpas:
+            out.write_error = ConflictingAutoscaler(
+                f"HorizontalPodAutoscaler {', '.join(hpas)} also scales {ref.kind} {ref.name}: "
+                "two autoscalers on one target undo each other's changes, so this one does not "
+                "write the scale; delete the HPA, or set mode: DryRun to compare the two"
+            )
 
     async def _endpoint(self, spec: ForecastScalerSpec, namespace: str) -> Endpoint:
         prom = spec.metric.prometheus
@@ -406,7 +431,14 @@ class Reconciler:
         if d is None or state.memory is None:
             return
         target = spec.scale_target_ref.name
-        if d.changes_scale and spec.mode == "Active":
+        blocked = out.write_error
+        if blocked is not None and spec.mode == "Active":
+            if d.changes_scale:
+                logger.warning("not scaling %s: %s", target, blocked)
+            if str(blocked) != state.last_write_error:  # once per distinct problem
+                self.s.emit(body, "Warning", blocked.reason, str(blocked))
+            state.last_write_error = str(blocked)
+        elif d.changes_scale and spec.mode == "Active":
             try:
                 out.scale = await self._kube(
                     self.s.kube.patch_scale, namespace, spec.scale_target_ref, d.desired_replicas
@@ -706,12 +738,15 @@ def wanted_conditions(out: Outcome, state: ObjectState) -> list[cond.Wanted]:
             add("AbleToScale", "True", "DryRun", f"DryRun: would ask for {d.desired_replicas}")
         elif d.stabilized:
             down = (d.recommendation or 0) < d.current_replicas
+            if down and d.looked_ahead:
+                why = "the forecast over the scale-down window needs more"
+            else:
+                why = f"recent recommendations were {'higher' if down else 'lower'}"
             add(
                 "AbleToScale",
                 "True",
                 "ScaleDownStabilized" if down else "ScaleUpStabilized",
-                f"recent recommendations were {'higher' if down else 'lower'}: holding at "
-                f"{d.desired_replicas}",
+                f"{why}: holding at {d.desired_replicas}",
             )
         elif out.applied:
             add("AbleToScale", "True", "SucceededRescale", f"scaled to {d.desired_replicas}")

@@ -9,6 +9,7 @@ result.frames["hpa"]          # one row per step: load, ready, paid, capacity, s
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -147,8 +148,11 @@ def make_policies(
     policies: Sequence[str] = POLICY_KINDS,
     scalers: Sequence[ScalerInput] = (),
     clock: Callable[[], float] | None = None,
+    fit_workers: int = 0,
 ) -> tuple[list[Policy], dict[str, dict[str, Any]], list[str]]:
-    """The policies to replay, the forecast specs used and warnings."""
+    """The policies to replay, the forecast specs used and warnings. `fit_workers` > 0 fits
+    each forecast policy's next refit ahead in that many worker processes (close the policy
+    after its replay)."""
     out: list[Policy] = []
     specs: dict[str, dict[str, Any]] = {}
     warnings: list[str] = []
@@ -179,7 +183,15 @@ def make_policies(
                 )
                 warnings.extend(f"{name}: {n}" for n in notes)
                 specs[name] = spec.model_dump(by_alias=True, exclude_none=True, mode="json")
-                out.append(ForecastPolicy(spec, name=name, trace_step=world.step, clock=clock))
+                out.append(
+                    ForecastPolicy(
+                        spec,
+                        name=name,
+                        trace_step=world.step,
+                        clock=clock,
+                        fit_workers=fit_workers,
+                    )
+                )
     return out, specs, warnings
 
 
@@ -193,28 +205,43 @@ def simulate(
     column: str = "value",
     clock: Callable[[], float] | None = None,
     progress: Callable[[str, int], Callable[[int], None] | None] | None = None,
+    fit_workers: int | None = None,
 ) -> SimulationResult:
     """Replay `policies` over a trace (a Trace or a CSV path) and score them.
 
     `scalers` are ForecastScaler manifests (paths or spec mappings), one forecast policy each.
     `clock` (e.g. time.perf_counter) times the forecast policies' phases; `progress(policy,
-    steps)` may return a per-step callback (the command line's progress bar)."""
+    steps)` may return a per-step callback (the command line's progress bar). `fit_workers`:
+    processes that fit each forecast policy's next refit while the replay goes on (default:
+    one on a machine with more than one CPU, else none); results are identical either way."""
     if not isinstance(trace, Trace):
         trace = load_trace(trace, column=column)
     world = build_world(trace, capacity, startup, warmup)
-    chosen, specs, warnings = make_policies(world, policies, scalers, clock)
+    if fit_workers is None:
+        fit_workers = 1 if (os.cpu_count() or 1) > 1 else 0
+    chosen, specs, warnings = make_policies(world, policies, scalers, clock, fit_workers)
     warnings = [*trace.warnings, *warnings]
     replays: dict[str, Replay] = {}
     timings: dict[str, dict[str, Any]] = {}
     for policy in chosen:
         on_step = progress(policy.name, world.n - world.first_replayed) if progress else None
-        replays[policy.name] = replay(world, policy, on_step)
+        try:
+            replays[policy.name] = replay(world, policy, on_step)
+        finally:
+            if isinstance(policy, ForecastPolicy):
+                policy.close()
         if isinstance(policy, ForecastPolicy):
             timings[policy.name] = {
                 "seconds": dict(policy.timings.seconds),
                 "calls": dict(policy.timings.calls),
                 "problems": dict(policy.problems),
             }
+            if policy.fit_ahead is not None:
+                timings[policy.name]["fit_ahead"] = {
+                    "prefetched": policy.fit_ahead.hits,
+                    "missed": policy.fit_ahead.misses,
+                    "worker_seconds": policy.fit_ahead.worker_seconds,
+                }
     oracle = replays.get("oracle") or replay(world, OraclePolicy(world))
     oracle_hours = score(world, oracle)["replica_hours"]
     scores: dict[str, dict[str, Any]] = {}

@@ -54,6 +54,7 @@ from forecastscaler.operator.forecasting import (
     training_history,
 )
 from forecastscaler.operator.trust import judge, new_tracker, remember_forecast
+from forecastscaler.simulator.fit_ahead import FitAhead
 from forecastscaler.simulator.world import PastView, World
 
 
@@ -97,6 +98,7 @@ class ForecastPolicy:
         name: str = "forecast",
         trace_step: float | None = None,
         clock: Callable[[], float] | None = None,
+        fit_workers: int = 0,
     ) -> None:
         self.name = name
         self.spec = spec
@@ -119,14 +121,23 @@ class ForecastPolicy:
         self.clock = clock
         self.timings = Timings()
         self._seen = -1
+        self._world: World | None = None
+        self._ticks: np.ndarray | None = None
+        self.fit_ahead = (
+            FitAhead(self.key.models, self.key.horizon_steps, fit_workers)
+            if fit_workers > 0
+            else None
+        )
 
     # The engine's policy interface.
 
     def tick_times(self, world: World) -> np.ndarray:
         period = self.spec.interval_seconds
-        return np.arange(world.start_time, world.end_time, period, dtype=np.float64)
+        self._ticks = np.arange(world.start_time, world.end_time, period, dtype=np.float64)
+        return self._ticks
 
     def initial_replicas(self, world: World) -> int:
+        self._world = world
         self._prepare_detector(world)
         return min(max(world.initial_replicas(), self.spec.min_replicas), self.spec.max_replicas)
 
@@ -173,12 +184,16 @@ class ForecastPolicy:
         try:
             if state.needs_refit(self.key, now, self.retrain):
                 t = self._tick()
-                model = make_forecaster(self.key.models, self.key.horizon_steps)
-                flagged = self.anomaly.flagged if self.anomaly is not None else ()
-                state.model = model.fit(training_history(state.history, flagged))
+                training = self._training(state.history)
+                model = self.fit_ahead.take(training) if self.fit_ahead is not None else None
+                if model is None:
+                    model = make_forecaster(self.key.models, self.key.horizon_steps)
+                    model.fit(training)
+                state.model = model
                 state.fitted_at = now
                 state.fits += 1
                 self._tock("fit", t)
+                self._fit_next_ahead(now)
             elif fresh:
                 assert state.model is not None
                 t = self._tick()
@@ -200,6 +215,32 @@ class ForecastPolicy:
             state.model = None
             self._problem(f"ForecastFailed: {type(exc).__name__}: {exc}")
         return None
+
+    def _training(self, history: pd.Series) -> pd.Series:
+        flagged = self.anomaly.flagged if self.anomaly is not None else ()
+        return training_history(history, flagged)
+
+    def _fit_next_ahead(self, fitted_at: float) -> None:
+        """Start the next refit in the worker: at the first sync a retrainInterval after this
+        fit, on the history the policy will hold then (read at the first sync of that step)."""
+        world, ticks = self._world, self._ticks
+        if self.fit_ahead is None or world is None or ticks is None:
+            return
+        i = int(np.searchsorted(ticks, fitted_at + self.retrain - 1e-6))
+        while i < len(ticks) and ticks[i] - fitted_at < self.retrain:
+            i += 1
+        if i >= len(ticks):
+            return
+        k = world.completed(float(ticks[i]))
+        while i > 0 and world.completed(float(ticks[i - 1])) == k:
+            i -= 1
+        history = self._history(float(ticks[i]), world.past(k))
+        self.fit_ahead.submit(float(ticks[i]), self._training(history))
+
+    def close(self) -> None:
+        """Stop the fit-ahead worker, if any."""
+        if self.fit_ahead is not None:
+            self.fit_ahead.close()
 
     def _history(self, now: float, past: PastView) -> pd.Series:
         history = past.history(now - self.window)

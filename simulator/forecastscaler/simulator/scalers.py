@@ -11,8 +11,9 @@ Defaults when no manifest is given (or a manifest leaves them unset):
 - ``forecast.horizon``: the operator's 5m, or longer when the world needs it: replicas asked
   for now serve the first step that starts after they are ready, whose load is labelled with
   its end, so the horizon must reach ``startup + interval + step``;
-- everything else: the ForecastScaler defaults (history 7d, capped by what the trace has;
-  retrainInterval 1h; interval 30s; behavior as the HPA's).
+- ``forecast.retrainInterval``: the operator's 1h, or 24 steps on coarse traces (a refit per
+  hourly point relearns everything for one new point; ``update`` takes points in between);
+- everything else: the ForecastScaler defaults (interval 30s; behavior as the HPA's).
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ from forecastscaler.operator.api import (
 )
 
 DEFAULT_HORIZON = 300.0
+# Refits on coarse traces: one new point an hour teaches a refit little (`update` takes it in
+# between), so the default refits every 24 steps there, like a user would set it.
+RETRAIN_STEPS = 24
 
 
 class ScalerError(ValueError):
@@ -76,7 +80,10 @@ def build_spec(
     spec["metric"] = metric
     forecast = dict(spec.get("forecast") or {})
     forecast.setdefault("step", format_duration(step))
-    forecast.setdefault("history", default_history(parse_duration(forecast["step"])))
+    metric_step = parse_duration(forecast["step"])
+    forecast.setdefault("history", default_history(metric_step))
+    retrain = max(3600.0, RETRAIN_STEPS * metric_step)
+    forecast.setdefault("retrainInterval", format_duration(retrain))
     interval = parse_duration(str(spec.get("interval", "30s")))
     if "horizon" not in forecast:
         need = startup + interval + step

@@ -1,0 +1,95 @@
+"""Refits computed ahead of the replay, in a worker process.
+
+In a replay the refit schedule is known in advance: the forecast policy refits when
+`retrainInterval` of simulated time has passed since its last fit, on the history window it
+can see then, with the steps the batch anomaly detector flagged masked. None of that depends
+on the policy's decisions. So while the replay runs the syncs of one retrain interval, a
+worker fits the model for the next refit. The replay takes the prefetched model only when it
+was fitted on exactly the history the refit sees (same timestamps, same values), and fits in
+place otherwise (a gap at the refit sync, for instance): decisions are identical either way,
+only faster. Fitting is deterministic, so a model fitted in the worker equals one fitted here.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+
+import numpy as np
+import pandas as pd
+
+from forecastscaler.models.base import Forecaster
+from forecastscaler.models.selection import make_forecaster
+
+
+def _fit(
+    models: tuple[str, ...], horizon_steps: int, history: pd.Series
+) -> tuple[Forecaster, float]:
+    started = time.perf_counter()
+    model = make_forecaster(list(models), horizon_steps).fit(history)
+    return model, time.perf_counter() - started
+
+
+def _same(a: pd.Series, b: pd.Series) -> bool:
+    return bool(
+        len(a) == len(b)
+        and a.index.equals(b.index)
+        and np.array_equal(
+            a.to_numpy(dtype=np.float64), b.to_numpy(dtype=np.float64), equal_nan=True
+        )
+    )
+
+
+class FitAhead:
+    """One fit at a time, ahead of the replay, in `workers` spawned processes (spawned, not
+    forked: the replay's process has torch and OpenMP thread pools that a fork would copy
+    mid-state)."""
+
+    def __init__(self, models: tuple[str, ...], horizon_steps: int, workers: int = 1) -> None:
+        self.models = models
+        self.horizon_steps = horizon_steps
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+        self._pending: tuple[float, pd.Series, Future[tuple[Forecaster, float]]] | None = None
+        self.hits = 0
+        self.misses = 0
+        self.worker_seconds = 0.0
+
+    def submit(self, at: float, history: pd.Series) -> None:
+        """Start fitting the model the refit at simulated time `at` will want."""
+        self.discard()
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn")
+            )
+        future = self._pool.submit(_fit, self.models, self.horizon_steps, history)
+        self._pending = (at, history, future)
+
+    def take(self, history: pd.Series) -> Forecaster | None:
+        """The prefetched model for a refit on `history`, or None when there is none
+        for exactly that (then the caller fits in place). A fit that failed in the worker
+        raises here, as it would have in place."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return None
+        _, fitted_on, future = pending
+        if not _same(fitted_on, history):
+            future.cancel()
+            self.misses += 1
+            return None
+        model, seconds = future.result()
+        self.worker_seconds += seconds
+        self.hits += 1
+        return model
+
+    def discard(self) -> None:
+        if self._pending is not None:
+            self._pending[2].cancel()
+            self._pending = None
+
+    def close(self) -> None:
+        self.discard()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
