@@ -116,6 +116,9 @@ def test_scales_up_ahead_of_rising_load_and_down_after_it_falls(
             namespace,
             anomaly={"enabled": False},
             behavior={"scaleDown": {"stabilizationWindowSeconds": window}},
+            # The HPA's backward window, which the test checks below (the forecast's
+            # look-ahead window is the decision table's and the simulator's to test).
+            forecast={"lookAheadScaleDown": False},
         ),
     )
     with Recorder(api, namespace, "web") as rec:

@@ -35,6 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", help="write every figure to this JSON file")
     parser.add_argument("--plot", help="write a PNG of load, capacity and shortage")
     parser.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    parser.add_argument(
+        "--fit-workers",
+        type=int,
+        help="processes fitting the next refit while the replay goes on; the results are the "
+        "same (default: 1 with more than one CPU, else 0)",
+    )
 
 
 def _progress(enabled: bool) -> Callable[[str, int], Callable[[int], None] | None] | None:
@@ -72,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
             warmup=args.warmup,
             column=args.column,
             progress=_progress(not args.no_progress),
+            fit_workers=args.fit_workers,
         )
     except (TraceError, ScalerError, ValueError) as exc:
         print(f"forecastscaler simulate: {exc}", file=sys.stderr)

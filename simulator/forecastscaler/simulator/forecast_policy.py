@@ -20,6 +20,10 @@ One shortcut, exact by construction: `update` is skipped when no step completed 
 sync, because the history is then unchanged and every model's `update` is a no-op on a history
 with no new point.
 
+Another, exact by check: with `fit_workers` > 0 the next refit is fitted ahead in a worker
+process (`fit_ahead.FitAhead`) and used only if it was fitted on exactly the history the refit
+sees; otherwise the refit happens in place.
+
 Timing (`clock`) is optional and injected, for the benchmark; the replay never reads a clock.
 """
 
