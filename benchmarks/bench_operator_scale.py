@@ -298,7 +298,12 @@ def job_kind(fn: Callable[..., Any]) -> str:
     if name == "AnomalyState.observe":
         fresh = getattr(getattr(fn, "__self__", None), "last_time", 0) is None
         return "detector batch" if fresh else "detector step"
-    return {"_fit": "fit", "_update": "update", "path_from_model": "predict"}.get(name, name)
+    return {
+        "_fit": "fit",
+        "_update": "update",
+        "path_from_model": "predict",
+        "first_model": "first detector batch + fit",
+    }.get(name, name)
 
 
 class TimedPool(ThreadPoolExecutor):
@@ -467,7 +472,9 @@ def build(args: argparse.Namespace) -> Setup:
     def emit(_body: Mapping[str, Any], type_: str, reason: str, _message: str) -> None:
         events[f"{type_}/{reason}"] += 1  # what Kopf would post as Kubernetes Events
 
-    services = Services(kube=kube, config=config, pool=pool, emit=emit)
+    warmup = TimedPool(max(1, config.fit_workers // 2), pool.t0)  # as handlers.configure
+    warmup.jobs = pool.jobs  # one record of every model task
+    services = Services(kube=kube, config=config, pool=pool, emit=emit, warmup_pool=warmup)
     connection = FakeConnection(
         {query_of(i): load for i, load in enumerate(loads)}, args.prom_latency_ms / 1000
     )

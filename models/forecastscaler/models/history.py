@@ -6,8 +6,6 @@ NaN. Every model goes through the same cleaning so they all see the same series.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -91,6 +89,14 @@ def future_index(index: pd.DatetimeIndex, horizon: int, step: pd.Timedelta) -> p
     return pd.date_range(index[-1] + step, periods=horizon, freq=step)
 
 
+def _side_median(frames: FloatArray) -> FloatArray:
+    out = np.full(len(frames), np.nan)
+    some = np.isfinite(frames).any(axis=1)
+    if some.any():
+        out[some] = np.nanmedian(frames[some], axis=1)
+    return out
+
+
 def spikes(
     values: FloatArray, window: int = 5, k: float = 10.0, relative: float = 0.5
 ) -> BoolArray:
@@ -113,10 +119,10 @@ def spikes(
     padded = np.concatenate([np.full(window, np.nan), x, np.full(window, np.nan)])
     frames = np.lib.stride_tricks.sliding_window_view(padded, 2 * window + 1)
     before, after = frames[:, :window], frames[:, window + 1 :]
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN sides are simply not judged
-        left = np.nanmedian(before, axis=1)
-        right = np.nanmedian(after, axis=1)
+    # All-NaN sides are not judged. They are left out of nanmedian rather than silenced with
+    # warnings.catch_warnings, which is not thread-safe (models fit in a pool).
+    left, right = _side_median(before), _side_median(after)
+    with np.errstate(all="ignore"):
         up = np.minimum(x - left, x - right)
         down = np.minimum(left - x, right - x)
         ref = np.abs(0.5 * (left + right))

@@ -46,6 +46,11 @@ DAY, WEEK = 86400.0, 604800.0
 DAILY_ORDER, WEEKLY_ORDER = 4, 3  # Fourier orders (Prophet's defaults)
 MIN_CYCLES = 2.0  # a seasonality only when the training stretch covers this many cycles
 
+# Prophet's own use of pandas APIs deprecated in newer pandas: not ours to fix. Set once for
+# the process (warnings.catch_warnings around each fit is not thread-safe, and fits run in a
+# pool).
+warnings.filterwarnings("ignore", module=r"prophet(\.|$)")
+
 
 @contextmanager
 def _quiet(levels: dict[str, int]) -> Iterator[None]:
@@ -226,12 +231,7 @@ class ProphetForecaster(CalibratedForecaster):
             daily_seasonality=DAILY_ORDER if self.daily_ else False,
             uncertainty_samples=0,
         )
-        with (
-            _quiet({"prophet": logging.WARNING, "cmdstanpy": logging.WARNING}),
-            warnings.catch_warnings(),
-        ):
-            # Prophet's own use of pandas APIs deprecated in newer pandas: not ours to fix.
-            warnings.filterwarnings("ignore", module=r"prophet(\.|$)")
+        with _quiet({"prophet": logging.WARNING, "cmdstanpy": logging.WARNING}):
             # cmdstan writes its results to files; in a directory of our own they go with it
             # (cmdstanpy's default leaves a directory per fit until the process exits).
             with tempfile.TemporaryDirectory(prefix="forecastscaler-prophet-") as scratch:

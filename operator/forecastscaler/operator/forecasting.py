@@ -191,6 +191,22 @@ def _fit(names: tuple[str, ...], steps: int, history: pd.Series) -> tuple[Foreca
     return model, time.perf_counter() - started
 
 
+def first_model(
+    anomaly: AnomalyState | None,
+    history: pd.Series,
+    threshold: float,
+    names: tuple[str, ...],
+    steps: int,
+) -> tuple[AnomalyState | None, float | None, Forecaster, float]:
+    """A new object's first detector pass and first fit, in one background job (the detector
+    first, so its anomalous steps are left out of the fit): (detector, its score for the
+    newest step, the fitted model, the fit's seconds in the worker)."""
+    score = anomaly.observe(history, threshold) if anomaly is not None else None
+    flagged = anomaly.flagged if anomaly is not None else ()
+    model, seconds = _fit(names, steps, training_history(history, flagged))
+    return anomaly, score, model, seconds
+
+
 def _update(model: Forecaster, history: pd.Series) -> Forecaster:
     return model.update(history)
 
@@ -308,6 +324,7 @@ __all__ = [
     "ModelState",
     "anomaly_score",
     "combined_score",
+    "first_model",
     "forecast_path",
     "horizon_steps",
     "model_key",

@@ -40,9 +40,11 @@ from forecastscaler.operator.decision import (
 )
 from forecastscaler.operator.forecasting import (
     AnomalyState,
+    ModelKey,
     ModelState,
     anomaly_score,
     combined_score,
+    first_model,
     forecast_path,
     model_key,
     refresh,
@@ -96,6 +98,10 @@ class ObjectState:
     anomaly: AnomalyState | None = None
     """The streaming anomaly detector over the metric's history."""
     detector_score: float | None = None
+    warming: asyncio.Future[Any] | None = None
+    """The first detector pass and fit of a new object, running in the background."""
+    warming_since: float = 0.0
+    warming_key: ModelKey | None = None
 
 
 @dataclass
@@ -107,6 +113,10 @@ class Services:
     pool: Executor
     """Model fitting and prediction (CPU)."""
     emit: EventSink
+    warmup_pool: Executor | None = None
+    """First fits of new objects, in the background: a hundred objects created (or found at
+    start-up) together must not hold every sync behind each other's first fit. None: first
+    fits are awaited like refits."""
     kube_io: Executor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="kube")
     )
@@ -200,8 +210,9 @@ class Reconciler:
             state.memory = None
             state.dry_run_replicas = None
         await self._read_metric(out, state, namespace, now)
-        await self._detect(out, state, logger)
-        await self._forecast(out, state, now, logger)
+        if not await self._warm_up(out, state, now, logger):
+            await self._detect(out, state, logger)
+            await self._forecast(out, state, now, logger)
         self._score_anomaly(out, state, now)
         self._decide(out, state, now)
         await self._apply(out, state, namespace, now, body, logger)
@@ -355,6 +366,65 @@ class Reconciler:
             state.model.model = None
             out.forecast_problem = ("ForecastFailed", f"{type(exc).__name__}: {exc}")
 
+    async def _warm_up(
+        self, out: Outcome, state: ObjectState, now: float, logger: AnyLogger
+    ) -> bool:
+        """A new object's first detector pass and fit run in the background while its syncs
+        go on, on the current load alone (ForecastReady=False, reason Fitting). True while
+        that is so; False once there is a model (or no background pool), and the sync goes on
+        to detect and forecast as usual."""
+        pool, model, spec = self.s.warmup_pool, state.model, out.spec
+        if (
+            pool is None
+            or (model.model is not None and state.warming is None)
+            or out.metric_error is not None
+            or not len(model.history)
+            or model.key is None
+        ):
+            return False
+        job = state.warming
+        if job is not None and job.done():
+            state.warming = None
+            try:
+                anomaly, score, fitted, seconds = job.result()
+            except InsufficientHistory as exc:
+                model.model = None
+                out.forecast_problem = ("InsufficientHistory", f"{exc}; following the current load")
+                return True
+            except Exception as exc:  # a model bug must not stop the autoscaler: go reactive
+                logger.error("first fit failed: %s: %s", type(exc).__name__, exc)
+                model.model = None
+                out.forecast_problem = ("ForecastFailed", f"{type(exc).__name__}: {exc}")
+                return True
+            if state.warming_key == model.key:
+                state.anomaly, state.detector_score = anomaly, score
+                model.model, model.fitted_at = fitted, state.warming_since
+                model.fits += 1
+                out.refit_seconds = seconds
+                return False
+            job = None  # the spec changed meanwhile: fit again for the new one
+        if job is None:
+            anomaly = AnomalyState() if spec.anomaly.enabled else None
+            key = model.key
+            state.warming_since, state.warming_key = now, key
+            state.warming = asyncio.ensure_future(
+                asyncio.get_running_loop().run_in_executor(
+                    pool,
+                    first_model,
+                    anomaly,
+                    model.history.copy(),
+                    spec.anomaly.threshold,
+                    key.models,
+                    key.horizon_steps,
+                )
+            )
+        points = int(model.history.notna().sum())
+        out.forecast_problem = (
+            "Fitting",
+            f"first fit on {points} points in progress; following the current load until then",
+        )
+        return True
+
     async def _detect(self, out: Outcome, state: ObjectState, logger: AnyLogger) -> None:
         """Feed the detector the history's new steps (in the pool: it refits a forest now and
         then); its anomalous steps are left out of the next refit."""
@@ -494,7 +564,8 @@ class Reconciler:
         for old, new in changed:
             if new.type in _QUIET:
                 continue
-            bad = new.status == _BAD.get(new.type)
+            # Waiting for a new object's first fit is expected, not a problem.
+            bad = new.status == _BAD.get(new.type) and new.reason != "Fitting"
             if old is None and not bad:
                 continue
             if old is not None and old.status == new.status:

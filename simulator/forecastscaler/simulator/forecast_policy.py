@@ -20,7 +20,11 @@ One shortcut, exact by construction: `update` is skipped when no step completed 
 sync, because the history is then unchanged and every model's `update` is a no-op on a history
 with no new point.
 
-Another, exact by check: with `fit_workers` > 0 the next refit is fitted ahead in a worker
+One difference, outside what is scored: the operator runs a new object's first fit in the
+background and decides on the current load until it is ready; the replay fits at its first
+sync, which is a lead-in (an hour or more) before the scored part begins.
+
+Another shortcut, exact by check: with `fit_workers` > 0 the next refit is fitted ahead in a worker
 process (`fit_ahead.FitAhead`) and used only if it was fitted on exactly the history the refit
 sees; otherwise the refit happens in place.
 
