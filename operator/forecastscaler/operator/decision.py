@@ -285,14 +285,15 @@ def decide(spec: ForecastScalerSpec, obs: Observation) -> Decision:
         window = (down if direction == "down" else up).stabilization_window_seconds
         reason = Reason.STABILIZED
         if reach > 0:
-            where = f"the forecast's next {format_duration(reach)}"
-            if reach < window:
-                where += f" and the last {format_duration(window - reach)}"
+            ahead_s = round(reach)  # whole seconds read better; the window itself is exact
+            where = f"the forecast's next {format_duration(ahead_s)}"
+            if ahead_s < window:
+                where += f" and the last {format_duration(window - ahead_s)}"
             parts.append(f"scale-down stabilized over {where}: {rec} → {stabilized}")
         else:
             parts.append(f"scale-{direction} stabilized over {window}s: {rec} → {stabilized}")
     elif reach > 0 and rec < cur:
-        parts.append(f"the forecast stays low for the next {format_duration(reach)}")
+        parts.append(f"the forecast stays low for the next {format_duration(round(reach))}")
     if desired != stabilized:
         reason = {
             "TooManyReplicas": Reason.MAX_REPLICAS,
