@@ -239,7 +239,9 @@ class Reconciler:
             m.query_errors.labels(namespace, name, out.metric_error.reason).inc()
         if out.applied:
             m.scale_writes.labels(namespace, name, "success").inc()
-        elif out.write_error is not None:
+        elif out.write_error is not None and not isinstance(
+            out.write_error, ConflictingAutoscaler
+        ):  # a write refused by the API, not one left undone because an HPA owns the target
             m.scale_writes.labels(namespace, name, "error").inc()
         if out.refit_seconds is not None:
             m.refit.labels(namespace, name).observe(out.refit_seconds)
