@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from forecastscaler.models.selection import make_forecaster
 from forecastscaler.operator.forecasting import AnomalyState, first_model, training_history
 
 
@@ -29,6 +30,10 @@ def test_the_detector_runs_first_and_its_flags_stay_out_of_the_fit() -> None:
     # What the model was fitted on is what a refit would fit on: the flagged steps left out.
     cleaned = training_history(history, anomaly.flagged)
     assert cleaned.isna().sum() >= len(anomaly.flagged) > 0
+    direct = make_forecaster(["seasonalBlend", "lastValue"], 5).fit(cleaned)
+    np.testing.assert_array_equal(model.predict(5).point, direct.predict(5).point)
+    on_raw = make_forecaster(["seasonalBlend", "lastValue"], 5).fit(history)
+    assert not np.array_equal(model.predict(5).point, on_raw.predict(5).point)
 
 
 def test_without_anomaly_detection_it_only_fits() -> None:

@@ -11,7 +11,7 @@ import pytest
 from forecastscaler.models.naive import LastValue
 from forecastscaler.operator.api import ForecastScalerSpec
 from forecastscaler.operator.forecasting import path_from_model
-from forecastscaler.operator.reconcile import merge_patch
+from forecastscaler.operator.reconcile import ObjectState, Outcome, merge_patch, wanted_conditions
 
 PATCHES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
     "equal-is-empty": ({"a": 1, "b": {"c": 2}}, {"a": 1, "b": {"c": 2}}, {}),
@@ -69,3 +69,28 @@ def test_path_is_none_when_history_is_older_than_horizon_plus_step() -> None:
 def test_fractional_steps_are_rejected() -> None:
     with pytest.raises(ValueError, match="whole number of seconds"):
         _spec(step="1500ms")
+
+
+@pytest.mark.parametrize(
+    ("problem", "status"),
+    [
+        pytest.param(("Fitting", "first fit on 100 points in progress"), "Unknown", id="fitting"),
+        pytest.param(("InsufficientHistory", "needs 30 points"), "False", id="too-little"),
+        pytest.param(("ForecastFailed", "ValueError: x"), "False", id="failed"),
+    ],
+)
+def test_forecast_ready_is_unknown_only_while_the_first_fit_runs(
+    problem: tuple[str, str], status: str
+) -> None:
+    """Waiting for a new object's first fit is not a failure (no Warning Event: only False
+    is bad for ForecastReady); not being able to forecast is."""
+    spec = ForecastScalerSpec.model_validate(
+        {
+            "scaleTargetRef": {"kind": "Deployment", "name": "web"},
+            "maxReplicas": 5,
+            "metric": {"query": "q", "targetPerReplica": 10},
+        }
+    )
+    out = Outcome(spec=spec, forecast_problem=problem)
+    ready = {w.type: w for w in wanted_conditions(out, ObjectState())}["ForecastReady"]
+    assert (ready.status, ready.reason) == (status, problem[0])

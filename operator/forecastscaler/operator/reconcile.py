@@ -77,6 +77,16 @@ AnyLogger = logging.Logger | logging.LoggerAdapter[Any]
 DEFAULT_INTERVAL = 30.0
 
 
+@dataclass(frozen=True)
+class Warming:
+    """A first detector pass and fit in the background: the job, the sync that started it
+    (the model's fitted-at) and the spec it is for."""
+
+    job: asyncio.Future[Any]
+    since: float
+    key: ModelKey
+
+
 @dataclass
 class ObjectState:
     """What the operator remembers about one ForecastScaler between syncs (in memory, like
@@ -98,10 +108,8 @@ class ObjectState:
     anomaly: AnomalyState | None = None
     """The streaming anomaly detector over the metric's history."""
     detector_score: float | None = None
-    warming: asyncio.Future[Any] | None = None
+    warming: Warming | None = None
     """The first detector pass and fit of a new object, running in the background."""
-    warming_since: float = 0.0
-    warming_key: ModelKey | None = None
 
 
 @dataclass
@@ -360,13 +368,8 @@ class Reconciler:
                     "StaleHistory",
                     "the metric's history ends more than one horizon ago",
                 )
-        except InsufficientHistory as exc:
-            state.model.model = None
-            out.forecast_problem = ("InsufficientHistory", f"{exc}; following the current load")
-        except Exception as exc:  # a model bug must not stop the autoscaler: go reactive
-            logger.exception("forecasting failed")
-            state.model.model = None
-            out.forecast_problem = ("ForecastFailed", f"{type(exc).__name__}: {exc}")
+        except Exception as exc:
+            out.forecast_problem = _model_failed(exc, state.model, logger)
 
     async def _warm_up(
         self, out: Outcome, state: ObjectState, now: float, logger: AnyLogger
@@ -384,45 +387,36 @@ class Reconciler:
             or model.key is None
         ):
             return False
-        job = state.warming
-        if job is not None and job.done():
+        warming = state.warming
+        if warming is not None and warming.job.done():
             state.warming = None
             try:
-                anomaly, score, fitted, seconds = job.result()
-            except InsufficientHistory as exc:
-                model.model = None
-                out.forecast_problem = ("InsufficientHistory", f"{exc}; following the current load")
+                anomaly, score, fitted, seconds = warming.job.result()
+            except Exception as exc:
+                out.forecast_problem = _model_failed(exc, model, logger)
                 return True
-            except Exception as exc:  # a model bug must not stop the autoscaler: go reactive
-                logger.error("first fit failed: %s: %s", type(exc).__name__, exc)
-                model.model = None
-                out.forecast_problem = ("ForecastFailed", f"{type(exc).__name__}: {exc}")
-                return True
-            if state.warming_key == model.key:
+            if warming.key == model.key:
                 state.anomaly, state.detector_score = anomaly, score
-                model.model, model.fitted_at = fitted, state.warming_since
+                model.model, model.fitted_at = fitted, warming.since
                 model.fits += 1
                 out.refit_seconds = seconds
                 return False
-            job = None  # the spec changed meanwhile: fit again for the new one
-        if job is None:
-            anomaly = AnomalyState() if spec.anomaly.enabled else None
+            warming = None  # the spec changed meanwhile: fit again for the new one
+        if warming is None:
             key = model.key
-            state.warming_since, state.warming_key = now, key
-            state.warming = asyncio.ensure_future(
-                asyncio.get_running_loop().run_in_executor(
-                    pool,
-                    first_model,
-                    anomaly,
-                    model.history.copy(),
-                    spec.anomaly.threshold,
-                    key.models,
-                    key.horizon_steps,
-                )
+            job = asyncio.get_running_loop().run_in_executor(
+                pool,
+                first_model,
+                AnomalyState() if spec.anomaly.enabled else None,
+                model.history.copy(),
+                spec.anomaly.threshold,
+                key.models,
+                key.horizon_steps,
             )
+            state.warming = Warming(asyncio.ensure_future(job), now, key)
         points = int(model.history.notna().sum())
         out.forecast_problem = (
-            "Fitting",
+            FITTING,
             f"first fit on {points} points in progress; following the current load until then",
         )
         return True
@@ -503,14 +497,7 @@ class Reconciler:
         if d is None or state.memory is None:
             return
         target = spec.scale_target_ref.name
-        blocked = out.write_error
-        if blocked is not None and spec.mode == "Active":
-            if d.changes_scale:
-                logger.warning("not scaling %s: %s", target, blocked)
-            if str(blocked) != state.last_write_error:  # once per distinct problem
-                self.s.emit(body, "Warning", blocked.reason, str(blocked))
-            state.last_write_error = str(blocked)
-        elif d.changes_scale and spec.mode == "Active":
+        if spec.mode == "Active" and d.changes_scale and out.write_error is None:
             try:
                 out.scale = await self._kube(
                     self.s.kube.patch_scale, namespace, spec.scale_target_ref, d.desired_replicas
@@ -524,11 +511,14 @@ class Reconciler:
                 state.last_write_error = None
             except TargetError as exc:
                 out.write_error = exc
-                logger.warning("cannot scale %s: %s", target, exc)
-                if str(exc) != state.last_write_error:  # once per distinct failure
-                    self.s.emit(body, "Warning", exc.reason, str(exc))
-                state.last_write_error = str(exc)
-        elif spec.mode == "DryRun":
+        problem = out.write_error  # refused by the API, or not tried (a co-owning HPA)
+        if spec.mode == "Active" and problem is not None:
+            if d.changes_scale:
+                logger.warning("not scaling %s: %s", target, problem)
+            if str(problem) != state.last_write_error:  # once per distinct problem
+                self.s.emit(body, "Warning", problem.reason, str(problem))
+            state.last_write_error = str(problem)
+        if spec.mode == "DryRun":
             if d.changes_scale and d.desired_replicas != state.last_dry_run:
                 text = (
                     f"would scale {target} {d.current_replicas}→{d.desired_replicas} (DryRun): "
@@ -566,8 +556,7 @@ class Reconciler:
         for old, new in changed:
             if new.type in _QUIET:
                 continue
-            # Waiting for a new object's first fit is expected, not a problem.
-            bad = new.status == _BAD.get(new.type) and new.reason != "Fitting"
+            bad = new.status == _BAD.get(new.type)
             if old is None and not bad:
                 continue
             if old is not None and old.status == new.status:
@@ -639,6 +628,8 @@ class Reconciler:
 _QUIET = frozenset({"ScalingLimited"})
 
 # The status of each condition type that deserves a Warning Event.
+FITTING = "Fitting"  # ForecastReady's reason while a new object's first fit runs
+
 _BAD = {
     "Ready": "False",
     "ForecastReady": "False",
@@ -664,6 +655,17 @@ def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any
         elif before != value:
             patch[key] = value
     return patch
+
+
+def _model_failed(exc: Exception, model: ModelState, logger: AnyLogger) -> tuple[str, str]:
+    """A model that could not be fitted or asked: drop it (the sync goes on reactively) and
+    say why as ForecastReady's reason and message."""
+    model.model = None
+    if isinstance(exc, InsufficientHistory):
+        return "InsufficientHistory", f"{exc}; following the current load"
+    # A model bug must not stop the autoscaler.
+    logger.error("forecasting failed: %s: %s", type(exc).__name__, exc, exc_info=exc)
+    return "ForecastFailed", f"{type(exc).__name__}: {exc}"
 
 
 def _existing_conditions(body: Mapping[str, Any]) -> list[Condition]:
@@ -798,7 +800,9 @@ def wanted_conditions(out: Outcome, state: ObjectState) -> list[cond.Wanted]:
             f"{out.forecast.model} fitted at {fitted} on {points} points",
         )
     elif out.forecast_problem is not None:
-        add("ForecastReady", "False", *out.forecast_problem)
+        # Not known yet while the first fit runs; False when the forecast cannot be made.
+        status: cond.Status = "Unknown" if out.forecast_problem[0] == FITTING else "False"
+        add("ForecastReady", status, *out.forecast_problem)
 
     if out.decision is not None or out.accuracy is not None:
         wanted.append(trust_condition(out))
