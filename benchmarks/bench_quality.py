@@ -3,11 +3,16 @@ oracle policies with the defaults (startup 3m, warmup 50%), and the issue's bar 
 the forecast policy short at most half as often as the hpa, at no more replica-hours.
 
     python benchmarks/bench_quality.py [--traces DIR] [--jobs 2] [--json out.json] [--simple]
-        [--scaler fsc.yaml]
+        [--scaler fsc.yaml] [--quantiles 0.5,0.6,0.7,0.8]
 
 --simple also replays the forecast policy with the simple forecaster of the first release
 (`forecast.models: [seasonalBlend]`, everything else the same) as policy "simple": the
 before/after of the ensemble.
+
+--quantiles (default 0.5,0.6,0.7,0.8; "" for none) replays the forecast policy at these
+`forecast.quantile` values too, on the same run's forecasts (`simulate(quantiles=...)`), and
+prints the trade-off: per trace and quantile, the shortage and the replica-hours against the
+hpa, and where the bar would be met.
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "traces"
 SIMPLE = {"forecast": {"models": ["seasonalBlend"]}}
 
 
-def run_one(path: str, simple: bool = False, scaler: str | None = None) -> dict[str, Any]:
+def run_one(
+    path: str, simple: bool = False, scaler: str | None = None, quantiles: tuple[float, ...] = ()
+) -> dict[str, Any]:
     from forecastscaler.simulator.api import simulate
     from forecastscaler.simulator.scalers import read_manifest
 
@@ -35,19 +42,25 @@ def run_one(path: str, simple: bool = False, scaler: str | None = None) -> dict[
     # Traces run in parallel jobs already: refits are not fitted ahead in more processes.
     if simple:
         both = [manifest, {**manifest, **SIMPLE}]
-        result = simulate(path, scalers=both, fit_workers=0)
+        result = simulate(path, scalers=both, fit_workers=0, quantiles=quantiles)
     else:
-        result = simulate(path, scalers=[manifest] if scaler else [], fit_workers=0)
+        scalers = [manifest] if scaler else []
+        result = simulate(path, scalers=scalers, fit_workers=0, quantiles=quantiles)
     out = result.to_dict()
-    if simple:
-        pol = out["policies"]
-        pol["forecast"], pol["simple"] = pol.pop("forecast:1"), pol.pop("forecast:2")
+    if simple:  # forecast:1@p60 -> forecast@p60, forecast:2 -> simple
+        for part in ("policies", "specs"):
+            out[part] = {_renamed(k): v for k, v in out[part].items()}
     out["seconds"] = time.perf_counter() - started
     return out
 
 
-def verdict(policies: dict[str, dict[str, Any]]) -> str:
-    f, h = policies["forecast"], policies["hpa"]
+def _renamed(name: str) -> str:
+    base, at, rest = name.partition("@")
+    return {"forecast:1": "forecast", "forecast:2": "simple"}.get(base, base) + at + rest
+
+
+def verdict(policies: dict[str, dict[str, Any]], name: str = "forecast") -> str:
+    f, h = policies[name], policies["hpa"]
     fewer_short = f["underprovisioned_fraction"] <= 0.5 * h["underprovisioned_fraction"]
     cheaper = f["replica_hours"] <= h["replica_hours"]
     if fewer_short and cheaper:
@@ -67,7 +80,13 @@ def main() -> int:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--simple", action="store_true", help="also replay the simple forecaster")
     parser.add_argument("--scaler", help="ForecastScaler manifest for the forecast policy")
+    parser.add_argument(
+        "--quantiles",
+        default="0.5,0.6,0.7,0.8",
+        help="also replay the forecast policy at these quantiles (comma-separated; '' none)",
+    )
     args = parser.parse_args()
+    quantiles = tuple(float(q) for q in args.quantiles.split(",") if q.strip())
     if not args.traces.is_dir():
         print(f"no traces at {args.traces}: skipped")
         return 0
@@ -75,7 +94,9 @@ def main() -> int:
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         n = len(paths)
-        results = list(pool.map(run_one, paths, [args.simple] * n, [args.scaler] * n))
+        results = list(
+            pool.map(run_one, paths, [args.simple] * n, [args.scaler] * n, [quantiles] * n)
+        )
     header = (
         f"{'trace':<24} {'policy':<9} {'short %':>8} {'unmet %':>8} {'replica-h':>11} "
         f"{'vs oracle':>9} {'actions':>8}  verdict"
@@ -125,9 +146,54 @@ def main() -> int:
                     f"step {res['step_seconds']:g}s, startup {res['startup_seconds']:g}s "
                     f"({res['seconds']:.0f}s)"
                 )
+    if quantiles:
+        print_tradeoff(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
+
+
+def print_tradeoff(results: list[dict[str, Any]]) -> None:
+    """Per trace and provisioned quantile: shortage % and replica-hours against the hpa's."""
+    names = [k for k in results[0]["policies"] if k == "forecast" or k.startswith("forecast@")]
+    labels = {
+        k: k.split("@")[1] if "@" in k else f"p{100 * _quantile(results[0], k):g} (default)"
+        for k in names
+    }
+    names.sort(key=lambda k: _quantile(results[0], k))
+    print()
+    print("provisioned quantile: short % / replica-hours against the hpa (* bar met)")
+    print(f"{'trace':<24} {'hpa short %':>11}" + "".join(f" {labels[k]:>15}" for k in names))
+    somewhere = 0
+    per_quantile = dict.fromkeys(names, 0)
+    for res in results:
+        pol = res["policies"]
+        h = pol["hpa"]
+        cells = []
+        met = False
+        for k in names:
+            f = pol[k]
+            ok = verdict(pol, k) == "PASS"
+            met |= ok
+            per_quantile[k] += ok
+            cost = 100 * (f["replica_hours"] / h["replica_hours"] - 1)
+            cells.append(
+                f"{100 * f['underprovisioned_fraction']:.2f} {cost:+.1f}%{'*' if ok else ' '}"
+            )
+        somewhere += met
+        print(
+            f"{res['trace']:<24} {100 * h['underprovisioned_fraction']:>11.2f}"
+            + "".join(f" {c:>15}" for c in cells)
+        )
+    print(
+        "bar met at each quantile: "
+        + ", ".join(f"{labels[k].split()[0]} {per_quantile[k]}" for k in names)
+        + f"; at one quantile or another on {somewhere} of {len(results)} traces"
+    )
+
+
+def _quantile(result: dict[str, Any], name: str) -> float:
+    return float(result["specs"][name]["forecast"]["quantile"])
 
 
 if __name__ == "__main__":

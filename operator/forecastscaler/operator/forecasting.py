@@ -240,19 +240,24 @@ async def refresh(
 
 
 def path_from_model(
-    model: Forecaster, name: str, spec: ForecastScalerSpec, now: float, history_end: float
+    model: Forecaster,
+    name: str,
+    spec: ForecastScalerSpec,
+    now: float,
+    history_end: float,
+    quantile: float | None = None,
 ) -> ForecastPath | None:
     """The forecast the decision core acts on, from a fitted model whose history ends at
     `history_end`: from the next step to beyond now + horizon, with the provisioned quantile
-    and the 80% interval. None when the history ends more than one horizon before now (stale
-    data says nothing about now). Synchronous and pure given the model: the simulator calls it
-    directly, the operator through the fit pool."""
+    (`quantile`, default the spec's) and the 80% interval. None when the history ends more
+    than one horizon before now (stale data says nothing about now). Synchronous and pure given
+    the model: the simulator calls it directly, the operator through the fit pool."""
     step = parse_duration(spec.forecast.step)
     horizon = parse_duration(spec.forecast.horizon)
     if now - history_end > horizon + step:  # the newest sample may lag by up to one step
         return None
     steps = max(1, math.ceil((now + horizon - history_end) / step) + 1)
-    q = spec.forecast.quantile
+    q = spec.forecast.quantile if quantile is None else quantile
     # The provisioned quantile, plus a fixed 80% interval for status and anomaly scoring.
     levels = tuple(sorted({INTERVAL[0], 0.5, q, INTERVAL[1]}))
     fc = model.predict(steps, levels)

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecastscaler.operator.api import parse_duration
+from forecastscaler.operator.api import ForecastScalerSpec, parse_duration
 from forecastscaler.simulator.engine import Policy, Replay, replay
-from forecastscaler.simulator.forecast_policy import ForecastPolicy
+from forecastscaler.simulator.forecast_policy import ForecastPolicy, QuantileTrack, with_quantile
 from forecastscaler.simulator.hpa import HpaPolicy, default_max_replicas
 from forecastscaler.simulator.oracle import OraclePolicy
 from forecastscaler.simulator.scalers import build_spec, read_manifest
@@ -149,10 +149,12 @@ def make_policies(
     scalers: Sequence[ScalerInput] = (),
     clock: Callable[[], float] | None = None,
     fit_workers: int = 0,
+    quantiles: Sequence[float] = (),
 ) -> tuple[list[Policy], dict[str, dict[str, Any]], list[str]]:
     """The policies to replay, the forecast specs used and warnings. `fit_workers` > 0 fits
     each forecast policy's next refit ahead in that many worker processes (close the policy
-    after its replay)."""
+    after its replay). Each forecast policy is followed by a `QuantileTrack` per quantile in
+    `quantiles` other than its own (replay them in the order given)."""
     out: list[Policy] = []
     specs: dict[str, dict[str, Any]] = {}
     warnings: list[str] = []
@@ -182,17 +184,28 @@ def make_policies(
                     max_replicas=max_replicas,
                 )
                 warnings.extend(f"{name}: {n}" for n in notes)
-                specs[name] = spec.model_dump(by_alias=True, exclude_none=True, mode="json")
-                out.append(
-                    ForecastPolicy(
-                        spec,
-                        name=name,
-                        trace_step=world.step,
-                        clock=clock,
-                        fit_workers=fit_workers,
-                    )
+                specs[name] = _dump(spec)
+                others = [q for q in quantiles if q != spec.forecast.quantile]
+                for q in others:
+                    with_quantile(spec, q)  # a bad quantile fails before anything is replayed
+                base = ForecastPolicy(
+                    spec,
+                    name=name,
+                    trace_step=world.step,
+                    clock=clock,
+                    fit_workers=fit_workers,
+                    track_quantiles=others,
                 )
+                out.append(base)
+                for q in base.track_quantiles:
+                    track = QuantileTrack(base, q)
+                    specs[track.name] = _dump(track.spec)
+                    out.append(track)
     return out, specs, warnings
+
+
+def _dump(spec: ForecastScalerSpec) -> dict[str, Any]:
+    return spec.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
 def simulate(
@@ -206,6 +219,7 @@ def simulate(
     clock: Callable[[], float] | None = None,
     progress: Callable[[str, int], Callable[[int], None] | None] | None = None,
     fit_workers: int | None = None,
+    quantiles: Sequence[float] = (),
 ) -> SimulationResult:
     """Replay `policies` over a trace (a Trace or a CSV path) and score them.
 
@@ -213,13 +227,15 @@ def simulate(
     `clock` (e.g. time.perf_counter) times the forecast policies' phases; `progress(policy,
     steps)` may return a per-step callback (the command line's progress bar). `fit_workers`:
     processes that fit each forecast policy's next refit while the replay goes on (default:
-    one on a machine with more than one CPU, else none); results are identical either way."""
+    one on a machine with more than one CPU, else none); results are identical either way.
+    `quantiles`: also replay every forecast policy at these `forecast.quantile` values, as
+    policies named like forecast@p75, on the forecasts of the same run (the models run once)."""
     if not isinstance(trace, Trace):
         trace = load_trace(trace, column=column)
     world = build_world(trace, capacity, startup, warmup)
     if fit_workers is None:
         fit_workers = 1 if (os.cpu_count() or 1) > 1 else 0
-    chosen, specs, warnings = make_policies(world, policies, scalers, clock, fit_workers)
+    chosen, specs, warnings = make_policies(world, policies, scalers, clock, fit_workers, quantiles)
     warnings = [*trace.warnings, *warnings]
     replays: dict[str, Replay] = {}
     timings: dict[str, dict[str, Any]] = {}
@@ -251,9 +267,10 @@ def simulate(
         rep = replays[policy.name]
         scores[policy.name] = score(world, rep, oracle_hours)
         frames[policy.name] = step_frame(world, rep)
-        if isinstance(policy, ForecastPolicy):
+        if isinstance(policy, ForecastPolicy | QuantileTrack):
             scores[policy.name].update(policy.forecast_scores(world))
             syncs[policy.name] = policy.sync_frame()
+        if isinstance(policy, ForecastPolicy):
             for problem, count in sorted(policy.problems.items()):
                 warnings.append(f"{policy.name}: {problem} in {count} sync(s)")
     return SimulationResult(

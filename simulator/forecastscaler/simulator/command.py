@@ -36,11 +36,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", help="write a PNG of load, capacity and shortage")
     parser.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     parser.add_argument(
+        "--quantiles",
+        type=_quantiles,
+        default=(),
+        help="also replay each forecast policy at these forecast.quantile values, e.g. "
+        "0.6,0.75 (policies forecast@p60, forecast@p75), on the same run's forecasts: the "
+        "models run once, so the cost/shortage trade-off of the quantile comes almost free",
+    )
+    parser.add_argument(
         "--fit-workers",
         type=int,
         help="processes fitting the next refit while the replay goes on; the results are the "
         "same (default: 1 with more than one CPU, else 0)",
     )
+
+
+def _quantiles(text: str) -> tuple[float, ...]:
+    """Comma-separated quantiles (range checked against forecast.quantile's when replayed)."""
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected comma-separated numbers, e.g. 0.6,0.75"
+        ) from None
 
 
 def _progress(enabled: bool) -> Callable[[str, int], Callable[[int], None] | None] | None:
@@ -79,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
             column=args.column,
             progress=_progress(not args.no_progress),
             fit_workers=args.fit_workers,
+            quantiles=args.quantiles,
         )
     except (TraceError, ScalerError, ValueError) as exc:
         print(f"forecastscaler simulate: {exc}", file=sys.stderr)

@@ -28,13 +28,20 @@ Another shortcut, exact by check: with `fit_workers` > 0 the next refit is fitte
 process (`fit_ahead.FitAhead`) and used only if it was fitted on exactly the history the refit
 sees; otherwise the refit happens in place.
 
+Other provisioned quantiles, from the same run (`QuantileTrack`): nothing a decision does feeds
+back into the model, the trust or the anomaly score (they see the load, never the replicas), so
+the policy keeps, per sync, what it saw and the forecast at every extra quantile asked for
+(`track_quantiles`), and a track replays `decide` on those inputs with its own replicas and
+memory. A track gives exactly what a separate replay at its quantile gives (a test checks it),
+for the cost of the decisions alone.
+
 Timing (`clock`) is optional and injected, for the benchmark; the replay never reads a clock.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -96,7 +103,108 @@ class SyncRecord:
     model: str
 
 
-class ForecastPolicy:
+@dataclass(frozen=True)
+class SyncInput:
+    """What one sync saw besides the replicas and the memory, for the quantile tracks."""
+
+    now: float
+    load: float | None
+    failures: int
+    trusted: bool
+    anomaly_score: float | None
+    model: str
+    forecasts: dict[float, ForecastPath | None]
+    """The forecast path at each tracked quantile (None where the sync had no forecast)."""
+
+
+class _Recorded:
+    """The sync log of a forecast-driven policy, and the scores computed from it."""
+
+    name: str
+    spec: ForecastScalerSpec
+    horizon: float
+    records: list[SyncRecord]
+
+    def _sync_times(self, world: World) -> np.ndarray:
+        return np.arange(
+            world.start_time, world.end_time, self.spec.interval_seconds, dtype=np.float64
+        )
+
+    def _first_replicas(self, world: World) -> int:
+        return min(max(world.initial_replicas(), self.spec.min_replicas), self.spec.max_replicas)
+
+    def _record(
+        self, now: float, d: Decision, load: float | None, trusted: bool, model: str
+    ) -> None:
+        fh = d.forecast_at_horizon
+        self.records.append(
+            SyncRecord(
+                time=now,
+                load=load,
+                current=d.current_replicas,
+                desired=d.desired_replicas,
+                reason=d.reason.value,
+                forecast_value=fh[0] if fh else None,
+                forecast_point=fh[1] if fh else None,
+                forecast_lower=fh[2] if fh else None,
+                forecast_upper=fh[3] if fh else None,
+                anomalous=d.anomalous,
+                trusted=trusted,
+                model=model,
+            )
+        )
+
+    def sync_frame(self) -> pd.DataFrame:
+        """Every sync as a row (time as UTC timestamps)."""
+        frame = pd.DataFrame([r.__dict__ for r in self.records])
+        if len(frame):
+            frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
+        return frame
+
+    def forecast_scores(self, world: World) -> dict[str, float | int | None]:
+        """Forecast error and interval coverage at the horizon, over syncs in the scored part:
+        each forecast of the load at now + horizon against the load of the step that ends
+        there (end labels, as the model sees the history)."""
+        scored_from = world.time(world.first_scored)
+        actual: list[float] = []
+        point: list[float] = []
+        lower: list[float] = []
+        upper: list[float] = []
+        value: list[float] = []
+        for r in self.records:
+            if r.time < scored_from or r.forecast_point is None:
+                continue
+            target = r.time + self.horizon
+            j = math.ceil((target - world.t0) / world.step - 1e-9) - 1
+            if j < 0 or j >= world.n or not math.isfinite(world.load[j]):
+                continue
+            actual.append(float(world.load[j]))
+            point.append(r.forecast_point)
+            lower.append(r.forecast_lower if r.forecast_lower is not None else math.nan)
+            upper.append(r.forecast_upper if r.forecast_upper is not None else math.nan)
+            value.append(r.forecast_value if r.forecast_value is not None else math.nan)
+        if not actual:
+            return {
+                "forecast_points": 0,
+                "forecast_mae": None,
+                "forecast_wape": None,
+                "interval_coverage": None,
+                "quantile_coverage": None,
+            }
+        a, p = np.array(actual), np.array(point)
+        lo, hi, v = np.array(lower), np.array(upper), np.array(value)
+        err = np.abs(a - p)
+        total = float(np.sum(np.abs(a)))
+        return {
+            "forecast_points": len(a),
+            "forecast_mae": float(err.mean()),
+            "forecast_wape": float(err.sum() / total) if total > 0 else None,
+            "interval_coverage": float(np.mean((a >= lo) & (a <= hi))),
+            "quantile_coverage": float(np.mean(a <= v)),
+        }
+
+
+class ForecastPolicy(_Recorded):
     """One ForecastScaler configuration replayed through the operator's decision sequence."""
 
     def __init__(
@@ -107,9 +215,14 @@ class ForecastPolicy:
         trace_step: float | None = None,
         clock: Callable[[], float] | None = None,
         fit_workers: int = 0,
+        track_quantiles: Sequence[float] = (),
     ) -> None:
         self.name = name
         self.spec = spec
+        self.track_quantiles = tuple(sorted({float(q) for q in track_quantiles}))
+        """Extra provisioned quantiles whose forecasts each sync keeps in `inputs`."""
+        self.inputs: list[SyncInput] = []
+        self._tracked: dict[float, ForecastPath | None] = {}
         self.key = model_key(spec, "simulator")
         self.model = ModelState()
         self.model.reset(self.key)
@@ -140,18 +253,19 @@ class ForecastPolicy:
     # The engine's policy interface.
 
     def tick_times(self, world: World) -> np.ndarray:
-        period = self.spec.interval_seconds
-        self._ticks = np.arange(world.start_time, world.end_time, period, dtype=np.float64)
+        self._ticks = self._sync_times(world)
         return self._ticks
 
     def initial_replicas(self, world: World) -> int:
         self._world = world
         self._prepare_detector(world)
-        return min(max(world.initial_replicas(), self.spec.min_replicas), self.spec.max_replicas)
+        self.inputs = []
+        return self._first_replicas(world)
 
     def decide(self, now: float, past: PastView, current: int) -> int:
         load = past.current_load()
         forecast: ForecastPath | None = None
+        self._tracked = {}
         if load is None:
             self.failures += 1
         else:
@@ -178,7 +292,20 @@ class ForecastPolicy:
         self.memory = remember(self.spec, self.memory, d, now, d.changes_scale)
         remember_forecast(self.accuracy, self.spec, now, d)
         self._tock("decide", t)
-        self._record(now, d, load, trusted)
+        model = self.model.model_name if self.model.model is not None else ""
+        self._record(now, d, load, trusted, model)
+        if self.track_quantiles:
+            self.inputs.append(
+                SyncInput(
+                    now=now,
+                    load=load,
+                    failures=self.failures,
+                    trusted=trusted,
+                    anomaly_score=score,
+                    model=model,
+                    forecasts={q: self._tracked.get(q) for q in self.track_quantiles},
+                )
+            )
         return d.desired_replicas
 
     # The phases of a sync.
@@ -212,6 +339,11 @@ class ForecastPolicy:
             t = self._tick()
             end = pd.Timestamp(state.history.index[-1]).timestamp()
             path = path_from_model(state.model, state.model_name, self.spec, now, end)
+            if path is not None:
+                for q in self.track_quantiles:
+                    self._tracked[q] = path_from_model(
+                        state.model, state.model_name, self.spec, now, end, quantile=q
+                    )
             self._tock("predict", t)
             if path is None:
                 self._problem("StaleHistory")
@@ -297,25 +429,6 @@ class ForecastPolicy:
 
     # Bookkeeping.
 
-    def _record(self, now: float, d: Decision, load: float | None, trusted: bool) -> None:
-        fh = d.forecast_at_horizon
-        self.records.append(
-            SyncRecord(
-                time=now,
-                load=load,
-                current=d.current_replicas,
-                desired=d.desired_replicas,
-                reason=d.reason.value,
-                forecast_value=fh[0] if fh else None,
-                forecast_point=fh[1] if fh else None,
-                forecast_lower=fh[2] if fh else None,
-                forecast_upper=fh[3] if fh else None,
-                anomalous=d.anomalous,
-                trusted=trusted,
-                model=self.model.model_name if self.model.model is not None else "",
-            )
-        )
-
     def _problem(self, what: str) -> None:
         self.problems[what] = self.problems.get(what, 0) + 1
 
@@ -327,51 +440,72 @@ class ForecastPolicy:
             self.timings.seconds[phase] += self.clock() - start
             self.timings.calls[phase] += 1
 
-    def sync_frame(self) -> pd.DataFrame:
-        """Every sync as a row (time as UTC timestamps)."""
-        frame = pd.DataFrame([r.__dict__ for r in self.records])
-        if len(frame):
-            frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
-        return frame
 
-    def forecast_scores(self, world: World) -> dict[str, float | int | None]:
-        """Forecast error and interval coverage at the horizon, over syncs in the scored part:
-        each forecast of the load at now + horizon against the load of the step that ends
-        there (end labels, as the model sees the history)."""
-        scored_from = world.time(world.first_scored)
-        actual: list[float] = []
-        point: list[float] = []
-        lower: list[float] = []
-        upper: list[float] = []
-        value: list[float] = []
-        for r in self.records:
-            if r.time < scored_from or r.forecast_point is None:
-                continue
-            target = r.time + self.horizon
-            j = math.ceil((target - world.t0) / world.step - 1e-9) - 1
-            if j < 0 or j >= world.n or not math.isfinite(world.load[j]):
-                continue
-            actual.append(float(world.load[j]))
-            point.append(r.forecast_point)
-            lower.append(r.forecast_lower if r.forecast_lower is not None else math.nan)
-            upper.append(r.forecast_upper if r.forecast_upper is not None else math.nan)
-            value.append(r.forecast_value if r.forecast_value is not None else math.nan)
-        if not actual:
-            return {
-                "forecast_points": 0,
-                "forecast_mae": None,
-                "forecast_wape": None,
-                "interval_coverage": None,
-                "quantile_coverage": None,
-            }
-        a, p = np.array(actual), np.array(point)
-        lo, hi, v = np.array(lower), np.array(upper), np.array(value)
-        err = np.abs(a - p)
-        total = float(np.sum(np.abs(a)))
-        return {
-            "forecast_points": len(a),
-            "forecast_mae": float(err.mean()),
-            "forecast_wape": float(err.sum() / total) if total > 0 else None,
-            "interval_coverage": float(np.mean((a >= lo) & (a <= hi))),
-            "quantile_coverage": float(np.mean(a <= v)),
-        }
+def quantile_name(base: str, quantile: float) -> str:
+    """The track's policy name: the base policy's and the quantile in percent (forecast@p75)."""
+    return f"{base}@p{100 * quantile:g}"
+
+
+class QuantileTrack(_Recorded):
+    """The base policy's ForecastScaler at another `forecast.quantile`, replayed on the inputs
+    the base policy recorded (replay it after the base policy, through the same world)."""
+
+    def __init__(self, base: ForecastPolicy, quantile: float) -> None:
+        if quantile not in base.track_quantiles:
+            raise ValueError(f"{base.name} does not track quantile {quantile:g}")
+        self.base = base
+        self.quantile = quantile
+        self.name = quantile_name(base.name, quantile)
+        self.spec = with_quantile(base.spec, quantile)
+        self.horizon = base.horizon
+        self.memory: Memory | None = None
+        self.records = []
+        self._next = 0
+
+    def tick_times(self, world: World) -> np.ndarray:
+        return self._sync_times(world)
+
+    def initial_replicas(self, world: World) -> int:
+        self._next = 0
+        self.memory = None
+        self.records = []
+        return self._first_replicas(world)
+
+    def decide(self, now: float, past: PastView, current: int) -> int:
+        inputs = self.base.inputs
+        if self._next >= len(inputs) or inputs[self._next].now != now:
+            raise RuntimeError(
+                f"{self.name}: replay {self.base.name} first, through the same world"
+            )
+        seen = inputs[self._next]
+        self._next += 1
+        if self.memory is None:
+            self.memory = initial_memory(now, current)
+        d = decide(
+            self.spec,
+            Observation(
+                now=now,
+                current_replicas=current,
+                load=seen.load,
+                forecast=seen.forecasts[self.quantile],
+                forecast_trusted=seen.trusted,
+                anomaly_score=seen.anomaly_score,
+                consecutive_failures=seen.failures,
+                memory=self.memory,
+            ),
+        )
+        self.memory = remember(self.spec, self.memory, d, now, d.changes_scale)
+        self._record(now, d, seen.load, seen.trusted, seen.model)
+        return d.desired_replicas
+
+
+def with_quantile(spec: ForecastScalerSpec, quantile: float) -> ForecastScalerSpec:
+    """The spec with another `forecast.quantile`, validated like a manifest's."""
+    data = spec.model_dump(by_alias=True, exclude_none=True, mode="json")
+    data["forecast"] = {**data["forecast"], "quantile": quantile}
+    try:
+        return ForecastScalerSpec.model_validate(data)
+    except ValueError:
+        raise ValueError(
+            f"quantile {quantile:g}: forecast.quantile must be between 0.5 and 0.99"
+        ) from None
