@@ -5,7 +5,11 @@ The load is the Alibaba 2018 CPU trace from ../shared/traces as 1-minute means, 
 37 days: the first 7 are history (the default forecast.history), the 30 after are replayed.
 Without ../shared, a synthetic daily pattern with noise is used.
 
-    python benchmarks/bench_simulator.py [--days 30]
+    python benchmarks/bench_simulator.py [--days 30] [--quantiles 0.6,0.75]
+
+--quantiles also replays the forecast policy at those quantiles on the same run's forecasts
+(`simulate --quantiles`) and times each track; the forecast policy's own `predict` then also
+gives the tracked quantiles' paths.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import pandas as pd
 
 from forecastscaler.simulator.api import build_world, make_policies
 from forecastscaler.simulator.engine import replay
-from forecastscaler.simulator.forecast_policy import ForecastPolicy
+from forecastscaler.simulator.forecast_policy import ForecastPolicy, QuantileTrack
 from forecastscaler.simulator.traces import Trace, load_trace
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "traces" / "alibaba2018_cpu_30s.csv"
@@ -51,7 +55,9 @@ def main() -> None:
         default=1,
         help="processes fitting the next refit during the replay (0: fit in place)",
     )
+    parser.add_argument("--quantiles", default="", help="comma-separated quantile tracks")
     args = parser.parse_args()
+    quantiles = tuple(float(q) for q in args.quantiles.split(",") if q.strip())
     trace, origin = make_trace(args.days)
     warmup = HISTORY_DAYS / (args.days + HISTORY_DAYS)
     world = build_world(trace, warmup=warmup)
@@ -61,10 +67,17 @@ def main() -> None:
         "startup 3m"
     )
     rows: list[tuple[str, str]] = []
+    policies = []
     for kind in ("oracle", "hpa", "forecast"):
-        [policy], _, _ = make_policies(
-            world, [kind], clock=time.perf_counter, fit_workers=args.fit_workers
+        made, _, _ = make_policies(
+            world,
+            [kind],
+            clock=time.perf_counter,
+            fit_workers=args.fit_workers,
+            quantiles=quantiles,
         )
+        policies.extend(made)
+    for policy in policies:
         started = time.perf_counter()
         try:
             rep = replay(world, policy)
@@ -72,7 +85,8 @@ def main() -> None:
             if isinstance(policy, ForecastPolicy):
                 policy.close()
         total = time.perf_counter() - started
-        rows.append((f"{kind} policy ({rep.syncs} syncs)", f"{total:8.2f} s"))
+        what = "track" if isinstance(policy, QuantileTrack) else "policy"
+        rows.append((f"{policy.name} {what} ({rep.syncs} syncs)", f"{total:8.2f} s"))
         if isinstance(policy, ForecastPolicy):
             timed = 0.0
             for phase in ("fit", "update", "predict", "decide"):

@@ -240,26 +240,35 @@ async def refresh(
 
 
 def path_from_model(
+    model: Forecaster, name: str, spec: ForecastScalerSpec, now: float, history_end: float
+) -> ForecastPath | None:
+    """The forecast the decision core acts on, from a fitted model whose history ends at
+    `history_end`: from the next step to beyond now + horizon, with the provisioned quantile
+    and the 80% interval. None when the history ends more than one horizon before now (stale
+    data says nothing about now). Synchronous and pure given the model: the simulator calls it
+    directly, the operator through the fit pool."""
+    q = spec.forecast.quantile
+    paths = paths_from_model(model, name, spec, now, history_end, (q,))
+    return None if paths is None else paths[q]
+
+
+def paths_from_model(
     model: Forecaster,
     name: str,
     spec: ForecastScalerSpec,
     now: float,
     history_end: float,
-    quantile: float | None = None,
-) -> ForecastPath | None:
-    """The forecast the decision core acts on, from a fitted model whose history ends at
-    `history_end`: from the next step to beyond now + horizon, with the provisioned quantile
-    (`quantile`, default the spec's) and the 80% interval. None when the history ends more
-    than one horizon before now (stale data says nothing about now). Synchronous and pure given
-    the model: the simulator calls it directly, the operator through the fit pool."""
+    quantiles: Sequence[float],
+) -> dict[float, ForecastPath] | None:
+    """`path_from_model` at each of these provisioned quantiles, from one predict (the paths
+    share their times, point and interval): the simulator's quantile tracks."""
     step = parse_duration(spec.forecast.step)
     horizon = parse_duration(spec.forecast.horizon)
     if now - history_end > horizon + step:  # the newest sample may lag by up to one step
         return None
     steps = max(1, math.ceil((now + horizon - history_end) / step) + 1)
-    q = spec.forecast.quantile if quantile is None else quantile
-    # The provisioned quantile, plus a fixed 80% interval for status and anomaly scoring.
-    levels = tuple(sorted({INTERVAL[0], 0.5, q, INTERVAL[1]}))
+    # The provisioned quantiles, plus a fixed 80% interval for status and anomaly scoring.
+    levels = tuple(sorted({INTERVAL[0], 0.5, *quantiles, INTERVAL[1]}))
     fc = model.predict(steps, levels)
 
     def path(values: Sequence[float] | FloatArray) -> tuple[float, ...]:
@@ -267,15 +276,24 @@ def path_from_model(
         # so every sync in that gap (interval < step) still has an expectation for "now".
         return (float(values[0]), *(float(v) for v in values))
 
-    return ForecastPath(
-        times=(history_end, *(pd.Timestamp(t).timestamp() for t in fc.index)),
-        value=path(fc.quantile(q)),
-        point=path(fc.point),
-        lower=path(fc.quantile(INTERVAL[0])),
-        upper=path(fc.quantile(INTERVAL[1])),
-        quantile=q,
-        model=name,
+    times = (history_end, *(pd.Timestamp(t).timestamp() for t in fc.index))
+    point, lower, upper = (
+        path(fc.point),
+        path(fc.quantile(INTERVAL[0])),
+        path(fc.quantile(INTERVAL[1])),
     )
+    return {
+        q: ForecastPath(
+            times=times,
+            value=path(fc.quantile(q)),
+            point=point,
+            lower=lower,
+            upper=upper,
+            quantile=q,
+            model=name,
+        )
+        for q in quantiles
+    }
 
 
 def anomaly_score(

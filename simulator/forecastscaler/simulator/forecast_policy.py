@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -66,6 +66,7 @@ from forecastscaler.operator.forecasting import (
     combined_score,
     model_key,
     path_from_model,
+    paths_from_model,
     training_history,
 )
 from forecastscaler.operator.trust import judge, new_tracker, remember_forecast
@@ -113,8 +114,15 @@ class SyncInput:
     trusted: bool
     anomaly_score: float | None
     model: str
-    forecasts: dict[float, ForecastPath | None]
-    """The forecast path at each tracked quantile (None where the sync had no forecast)."""
+    forecast: ForecastPath | None
+    """The base policy's forecast: times, point and interval are the same at every quantile."""
+    values: dict[float, tuple[float, ...]]
+    """The path of each tracked quantile (empty where the sync had no forecast)."""
+
+    def forecast_at(self, quantile: float) -> ForecastPath | None:
+        if self.forecast is None or quantile not in self.values:
+            return None
+        return replace(self.forecast, value=self.values[quantile], quantile=quantile)
 
 
 class _Recorded:
@@ -222,7 +230,7 @@ class ForecastPolicy(_Recorded):
         self.track_quantiles = tuple(sorted({float(q) for q in track_quantiles}))
         """Extra provisioned quantiles whose forecasts each sync keeps in `inputs`."""
         self.inputs: list[SyncInput] = []
-        self._tracked: dict[float, ForecastPath | None] = {}
+        self._tracked: dict[float, tuple[float, ...]] = {}
         self.key = model_key(spec, "simulator")
         self.model = ModelState()
         self.model.reset(self.key)
@@ -303,7 +311,8 @@ class ForecastPolicy(_Recorded):
                     trusted=trusted,
                     anomaly_score=score,
                     model=model,
-                    forecasts={q: self._tracked.get(q) for q in self.track_quantiles},
+                    forecast=forecast,
+                    values=self._tracked,
                 )
             )
         return d.desired_replicas
@@ -338,12 +347,10 @@ class ForecastPolicy(_Recorded):
                 return None
             t = self._tick()
             end = pd.Timestamp(state.history.index[-1]).timestamp()
-            path = path_from_model(state.model, state.model_name, self.spec, now, end)
-            if path is not None:
-                for q in self.track_quantiles:
-                    self._tracked[q] = path_from_model(
-                        state.model, state.model_name, self.spec, now, end, quantile=q
-                    )
+            if self.track_quantiles:
+                path = self._forecast_and_track(now, end)
+            else:
+                path = path_from_model(state.model, state.model_name, self.spec, now, end)
             self._tock("predict", t)
             if path is None:
                 self._problem("StaleHistory")
@@ -355,6 +362,17 @@ class ForecastPolicy(_Recorded):
             state.model = None
             self._problem(f"ForecastFailed: {type(exc).__name__}: {exc}")
         return None
+
+    def _forecast_and_track(self, now: float, end: float) -> ForecastPath | None:
+        """The path, and the tracked quantiles' values kept for the tracks (one predict)."""
+        state, own = self.model, self.spec.forecast.quantile
+        assert state.model is not None
+        quantiles = (own, *self.track_quantiles)
+        paths = paths_from_model(state.model, state.model_name, self.spec, now, end, quantiles)
+        if paths is None:
+            return None
+        self._tracked = {q: paths[q].value for q in self.track_quantiles}
+        return paths[own]
 
     def _training(self, history: pd.Series) -> pd.Series:
         flagged = self.anomaly.flagged if self.anomaly is not None else ()
@@ -487,7 +505,7 @@ class QuantileTrack(_Recorded):
                 now=now,
                 current_replicas=current,
                 load=seen.load,
-                forecast=seen.forecasts[self.quantile],
+                forecast=seen.forecast_at(self.quantile),
                 forecast_trusted=seen.trusted,
                 anomaly_score=seen.anomaly_score,
                 consecutive_failures=seen.failures,
