@@ -25,6 +25,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from forecastscaler.simulator.forecast_policy import parse_quantiles
+
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "traces"
 
 
@@ -47,9 +49,11 @@ def run_one(
         scalers = [manifest] if scaler else []
         result = simulate(path, scalers=scalers, fit_workers=0, quantiles=quantiles)
     out = result.to_dict()
-    if simple:  # forecast:1@p60 -> forecast@p60, forecast:2 -> simple
+    if simple:  # forecast:1@p60 -> forecast@p60, forecast:2 -> simple (its tracks: not shown)
         for part in ("policies", "specs"):
-            out[part] = {_renamed(k): v for k, v in out[part].items()}
+            out[part] = {
+                _renamed(k): v for k, v in out[part].items() if not k.startswith("forecast:2@")
+            }
     out["seconds"] = time.perf_counter() - started
     return out
 
@@ -86,11 +90,14 @@ def main() -> int:
         help="also replay the forecast policy at these quantiles (comma-separated; '' none)",
     )
     args = parser.parse_args()
-    quantiles = tuple(float(q) for q in args.quantiles.split(",") if q.strip())
+    quantiles = parse_quantiles(args.quantiles)
     if not args.traces.is_dir():
         print(f"no traces at {args.traces}: skipped")
         return 0
     paths = sorted(str(p) for p in args.traces.glob("*.csv"))
+    if not paths:
+        print(f"no traces (*.csv) in {args.traces}: skipped")
+        return 0
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         n = len(paths)
@@ -146,18 +153,19 @@ def main() -> int:
                     f"step {res['step_seconds']:g}s, startup {res['startup_seconds']:g}s "
                     f"({res['seconds']:.0f}s)"
                 )
-    if quantiles:
-        print_tradeoff(results)
+    if quantiles and results:
+        print_tradeoff(results, scaler_given=args.scaler is not None)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
 
-def print_tradeoff(results: list[dict[str, Any]]) -> None:
+def print_tradeoff(results: list[dict[str, Any]], scaler_given: bool) -> None:
     """Per trace and provisioned quantile: shortage % and replica-hours against the hpa's."""
     names = [k for k in results[0]["policies"] if k == "forecast" or k.startswith("forecast@")]
+    own = "own" if scaler_given else "default"
     labels = {
-        k: k.split("@")[1] if "@" in k else f"p{100 * _quantile(results[0], k):g} (default)"
+        k: k.split("@")[1] if "@" in k else f"p{100 * _quantile(results[0], k):g} ({own})"
         for k in names
     }
     names.sort(key=lambda k: _quantile(results[0], k))

@@ -23,7 +23,11 @@ import pandas as pd
 
 from forecastscaler.simulator.api import build_world, make_policies
 from forecastscaler.simulator.engine import replay
-from forecastscaler.simulator.forecast_policy import ForecastPolicy, QuantileTrack
+from forecastscaler.simulator.forecast_policy import (
+    ForecastPolicy,
+    QuantileTrack,
+    parse_quantiles,
+)
 from forecastscaler.simulator.traces import Trace, load_trace
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "traces" / "alibaba2018_cpu_30s.csv"
@@ -57,7 +61,7 @@ def main() -> None:
     )
     parser.add_argument("--quantiles", default="", help="comma-separated quantile tracks")
     args = parser.parse_args()
-    quantiles = tuple(float(q) for q in args.quantiles.split(",") if q.strip())
+    quantiles = parse_quantiles(args.quantiles)
     trace, origin = make_trace(args.days)
     warmup = HISTORY_DAYS / (args.days + HISTORY_DAYS)
     world = build_world(trace, warmup=warmup)

@@ -25,6 +25,9 @@ def _world() -> World:
     t = np.arange(n)
     values = 300 + 150 * np.sin(2 * np.pi * t / 240) + rng.normal(0, 25, n)
     values[rng.random(n) < 0.01] *= 2.5  # bursts the forecast does not see coming
+    # A level that wanders like a random walk: the last value beats the forecast there, so the
+    # accuracy gate withdraws trust for a while.
+    values[850:1000] = (300 + np.cumsum(rng.normal(0, 40, 150))).clip(10)
     values[1000:1006] = np.nan  # an outage: failed reads, no forecast, fallback counting
     index = pd.date_range("2024-01-01", periods=n, freq="1min", tz="UTC")
     return World.build("t", pd.Series(values, index=index), 60.0, 30.0, 180.0, 0.5)
@@ -72,6 +75,10 @@ def test_tracks_equal_separate_replays(models: list[str]) -> None:
         np.testing.assert_array_equal(track_rep.paid, rep.paid)
         pd.testing.assert_frame_equal(track.sync_frame(), pol.sync_frame())
         assert track.forecast_scores(world) == pol.forecast_scores(world)
+    # Trust was withdrawn and anomalies flagged in this world, so a quantile dependence in
+    # either would have shown...
+    frame = tracked["forecast"][1].sync_frame()
+    assert (~frame["trusted"]).any() and frame["anomalous"].any()
     # ...and the quantile matters here, so the comparison could fail.
     p60, p90 = tracked["forecast@p60"][0], tracked["forecast"][0]
     assert p60.paid.sum() < p90.paid.sum()
@@ -95,25 +102,34 @@ def _small_trace(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize(
-    "quantiles",
-    [pytest.param("0.3", id="too-low"), pytest.param("0.6,1.2", id="too-high")],
+    ("quantiles", "message"),
+    [
+        pytest.param("0.3", "forecast.quantile must be between 0.5 and 0.99", id="too-low"),
+        pytest.param("0.6,1.2", "forecast.quantile must be between 0.5 and 0.99", id="too-high"),
+        pytest.param("0.6,high", "'high' is not a number", id="not-a-number"),
+    ],
 )
-def test_quantiles_out_of_range_are_clean_errors(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], quantiles: str
+def test_bad_quantiles_are_usage_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], quantiles: str, message: str
 ) -> None:
     args = ["simulate", "--trace", str(_small_trace(tmp_path)), "--quantiles", quantiles]
-    assert main([*args, "--no-progress"]) == 2
-    assert "forecast.quantile must be between 0.5 and 0.99" in capsys.readouterr().err
-
-
-def test_quantiles_that_are_not_numbers_are_a_usage_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    args = ["simulate", "--trace", str(_small_trace(tmp_path)), "--quantiles", "0.6,high"]
     with pytest.raises(SystemExit) as exit_info:
         main([*args, "--no-progress"])
     assert exit_info.value.code == 2
-    assert "expected comma-separated numbers" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
+
+
+def test_the_python_api_checks_quantiles_too(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"between 0\.5 and 0\.99"):
+        simulate(_small_trace(tmp_path), quantiles=[0.995])
+    result = simulate(_small_trace(tmp_path), policies=["hpa"], quantiles=[0.6])
+    assert "quantiles ignored: no forecast policy is replayed" in result.warnings
+
+
+def test_near_equal_quantiles_are_one_track() -> None:
+    world = _world()
+    policies, _, _ = make_policies(world, ["forecast"], [{}], quantiles=(0.6, 0.60000001, 0.9))
+    assert [p.name for p in policies] == ["forecast", "forecast@p60"]
 
 
 def test_quantiles_in_the_python_api_and_json(tmp_path: Path) -> None:

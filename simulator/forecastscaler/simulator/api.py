@@ -21,7 +21,7 @@ import pandas as pd
 
 from forecastscaler.operator.api import ForecastScalerSpec, parse_duration
 from forecastscaler.simulator.engine import Policy, Replay, replay
-from forecastscaler.simulator.forecast_policy import ForecastPolicy, QuantileTrack, with_quantile
+from forecastscaler.simulator.forecast_policy import ForecastPolicy, QuantileTrack
 from forecastscaler.simulator.hpa import HpaPolicy, default_max_replicas
 from forecastscaler.simulator.oracle import OraclePolicy
 from forecastscaler.simulator.scalers import build_spec, read_manifest
@@ -154,7 +154,7 @@ def make_policies(
     """The policies to replay, the forecast specs used and warnings. `fit_workers` > 0 fits
     each forecast policy's next refit ahead in that many worker processes (close the policy
     after its replay). Each forecast policy is followed by a `QuantileTrack` per quantile in
-    `quantiles` other than its own (replay them in the order given)."""
+    `quantiles` other than its own (replay the list in order: a track after its policy)."""
     out: list[Policy] = []
     specs: dict[str, dict[str, Any]] = {}
     warnings: list[str] = []
@@ -185,22 +185,21 @@ def make_policies(
                 )
                 warnings.extend(f"{name}: {n}" for n in notes)
                 specs[name] = _dump(spec)
-                others = [q for q in quantiles if q != spec.forecast.quantile]
-                for q in others:
-                    with_quantile(spec, q)  # a bad quantile fails before anything is replayed
                 base = ForecastPolicy(
                     spec,
                     name=name,
                     trace_step=world.step,
                     clock=clock,
                     fit_workers=fit_workers,
-                    track_quantiles=others,
+                    track_quantiles=quantiles,
                 )
                 out.append(base)
                 for q in base.track_quantiles:
                     track = QuantileTrack(base, q)
                     specs[track.name] = _dump(track.spec)
                     out.append(track)
+    if quantiles and not any(isinstance(p, ForecastPolicy) for p in out):
+        warnings.append("quantiles ignored: no forecast policy is replayed")
     return out, specs, warnings
 
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 from forecastscaler.simulator.api import POLICY_KINDS, simulate
+from forecastscaler.simulator.forecast_policy import parse_quantiles
 from forecastscaler.simulator.scalers import ScalerError
 from forecastscaler.simulator.traces import TraceError
 
@@ -40,8 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_quantiles,
         default=(),
         help="also replay each forecast policy at these forecast.quantile values, e.g. "
-        "0.6,0.75 (policies forecast@p60, forecast@p75), on the same run's forecasts: the "
-        "models run once, so the cost/shortage trade-off of the quantile comes almost free",
+        "0.6,0.75 (policies forecast@p60, forecast@p75; its own quantile is the policy itself) "
+        "on the same run's forecasts: the models run once, so the trade-off comes almost free",
     )
     parser.add_argument(
         "--fit-workers",
@@ -52,13 +53,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _quantiles(text: str) -> tuple[float, ...]:
-    """Comma-separated quantiles (range checked against forecast.quantile's when replayed)."""
     try:
-        return tuple(float(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: expected comma-separated numbers, e.g. 0.6,0.75"
-        ) from None
+        return parse_quantiles(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _progress(enabled: bool) -> Callable[[str, int], Callable[[int], None] | None] | None:

@@ -49,7 +49,7 @@ import pandas as pd
 
 from forecastscaler.models.base import InsufficientHistory
 from forecastscaler.models.selection import make_forecaster
-from forecastscaler.operator.api import ForecastScalerSpec, parse_duration
+from forecastscaler.operator.api import ForecastScalerSpec, ForecastSpec, parse_duration
 from forecastscaler.operator.decision import (
     Decision,
     ForecastPath,
@@ -71,7 +71,7 @@ from forecastscaler.operator.forecasting import (
 )
 from forecastscaler.operator.trust import judge, new_tracker, remember_forecast
 from forecastscaler.simulator.fit_ahead import FitAhead
-from forecastscaler.simulator.world import PastView, World
+from forecastscaler.simulator.world import FloatArray, PastView, World
 
 
 @dataclass
@@ -114,15 +114,26 @@ class SyncInput:
     trusted: bool
     anomaly_score: float | None
     model: str
-    forecast: ForecastPath | None
-    """The base policy's forecast: times, point and interval are the same at every quantile."""
-    values: dict[float, tuple[float, ...]]
-    """The path of each tracked quantile (empty where the sync had no forecast)."""
+    paths: FloatArray | None
+    """The forecast packed as rows (times, point, lower, upper, then the value path of each
+    tracked quantile, in `quantiles` order); None where the sync had no forecast. Arrays, not
+    tuples of floats: a 30-day replay keeps one per sync."""
+    quantiles: tuple[float, ...] = ()
 
     def forecast_at(self, quantile: float) -> ForecastPath | None:
-        if self.forecast is None or quantile not in self.values:
+        """The forecast the base policy would have acted on at this provisioned quantile."""
+        if self.paths is None:
             return None
-        return replace(self.forecast, value=self.values[quantile], quantile=quantile)
+        rows = self.paths
+        return ForecastPath(
+            times=tuple(rows[0].tolist()),
+            value=tuple(rows[4 + self.quantiles.index(quantile)].tolist()),
+            point=tuple(rows[1].tolist()),
+            lower=tuple(rows[2].tolist()),
+            upper=tuple(rows[3].tolist()),
+            quantile=quantile,
+            model=self.model,
+        )
 
 
 class _Recorded:
@@ -132,6 +143,19 @@ class _Recorded:
     spec: ForecastScalerSpec
     horizon: float
     records: list[SyncRecord]
+
+    memory: Memory | None
+
+    def _step(self, obs: Observation, model: str) -> Decision:
+        """decide, remember and record (`obs` without memory): what every forecast-driven
+        policy's sync ends with."""
+        now = obs.now
+        if self.memory is None:
+            self.memory = initial_memory(now, obs.current_replicas)
+        d = decide(self.spec, replace(obs, memory=self.memory))
+        self.memory = remember(self.spec, self.memory, d, now, d.changes_scale)
+        self._record(now, d, obs.load, obs.forecast_trusted, model)
+        return d
 
     def _sync_times(self, world: World) -> np.ndarray:
         return np.arange(
@@ -227,8 +251,11 @@ class ForecastPolicy(_Recorded):
     ) -> None:
         self.name = name
         self.spec = spec
-        self.track_quantiles = tuple(sorted({float(q) for q in track_quantiles}))
-        """Extra provisioned quantiles whose forecasts each sync keeps in `inputs`."""
+        own = spec.forecast.quantile
+        self.track_quantiles = tuple(sorted({round(float(q), 4) for q in track_quantiles} - {own}))
+        """Extra provisioned quantiles whose forecasts each sync keeps in `inputs` (to 4 decimals,
+        so two never share a name; the policy's own quantile is the policy itself)."""
+        self.track_specs = {q: with_quantile(spec, q) for q in self.track_quantiles}
         self.inputs: list[SyncInput] = []
         self._tracked: dict[float, tuple[float, ...]] = {}
         self.key = model_key(spec, "simulator")
@@ -280,42 +307,41 @@ class ForecastPolicy(_Recorded):
             self.failures = 0
             forecast = self._forecast(now, past)
         score = self._score_anomaly(now, load, forecast)
-        if self.memory is None:
-            self.memory = initial_memory(now, current)
         trusted = judge(self.accuracy, self.spec, now, load)
+        model = self.model.model_name if self.model.model is not None else ""
         t = self._tick()
-        d = decide(
-            self.spec,
-            Observation(
-                now=now,
-                current_replicas=current,
-                load=load,
-                forecast=forecast,
-                forecast_trusted=trusted,
-                anomaly_score=score,
-                consecutive_failures=self.failures,
-                memory=self.memory,
-            ),
+        obs = Observation(
+            now=now,
+            current_replicas=current,
+            load=load,
+            forecast=forecast,
+            forecast_trusted=trusted,
+            anomaly_score=score,
+            consecutive_failures=self.failures,
         )
-        self.memory = remember(self.spec, self.memory, d, now, d.changes_scale)
+        d = self._step(obs, model)
         remember_forecast(self.accuracy, self.spec, now, d)
         self._tock("decide", t)
-        model = self.model.model_name if self.model.model is not None else ""
-        self._record(now, d, load, trusted, model)
         if self.track_quantiles:
-            self.inputs.append(
-                SyncInput(
-                    now=now,
-                    load=load,
-                    failures=self.failures,
-                    trusted=trusted,
-                    anomaly_score=score,
-                    model=model,
-                    forecast=forecast,
-                    values=self._tracked,
-                )
-            )
+            self.inputs.append(self._input(obs, model))
         return d.desired_replicas
+
+    def _input(self, obs: Observation, model: str) -> SyncInput:
+        paths = None
+        f = obs.forecast
+        if f is not None:
+            tracked = [self._tracked[q] for q in self.track_quantiles]
+            paths = np.array([f.times, f.point, f.lower, f.upper, *tracked], dtype=np.float64)
+        return SyncInput(
+            now=obs.now,
+            load=obs.load,
+            failures=obs.consecutive_failures,
+            trusted=obs.forecast_trusted,
+            anomaly_score=obs.anomaly_score,
+            model=model,
+            paths=paths,
+            quantiles=self.track_quantiles,
+        )
 
     # The phases of a sync.
 
@@ -474,7 +500,7 @@ class QuantileTrack(_Recorded):
         self.base = base
         self.quantile = quantile
         self.name = quantile_name(base.name, quantile)
-        self.spec = with_quantile(base.spec, quantile)
+        self.spec = base.track_specs[quantile]
         self.horizon = base.horizon
         self.memory: Memory | None = None
         self.records = []
@@ -497,33 +523,53 @@ class QuantileTrack(_Recorded):
             )
         seen = inputs[self._next]
         self._next += 1
-        if self.memory is None:
-            self.memory = initial_memory(now, current)
-        d = decide(
-            self.spec,
-            Observation(
-                now=now,
-                current_replicas=current,
-                load=seen.load,
-                forecast=seen.forecast_at(self.quantile),
-                forecast_trusted=seen.trusted,
-                anomaly_score=seen.anomaly_score,
-                consecutive_failures=seen.failures,
-                memory=self.memory,
-            ),
+        obs = Observation(
+            now=now,
+            current_replicas=current,
+            load=seen.load,
+            forecast=seen.forecast_at(self.quantile),
+            forecast_trusted=seen.trusted,
+            anomaly_score=seen.anomaly_score,
+            consecutive_failures=seen.failures,
         )
-        self.memory = remember(self.spec, self.memory, d, now, d.changes_scale)
-        self._record(now, d, seen.load, seen.trusted, seen.model)
-        return d.desired_replicas
+        return self._step(obs, seen.model).desired_replicas
+
+
+def quantile_range() -> tuple[float, float]:
+    """The bounds the API puts on forecast.quantile (inclusive)."""
+    low, high = 0.0, 1.0
+    for bound in ForecastSpec.model_fields["quantile"].metadata:
+        low = float(getattr(bound, "ge", low))
+        high = float(getattr(bound, "le", high))
+    return low, high
+
+
+def parse_quantiles(text: str) -> tuple[float, ...]:
+    """Comma-separated provisioned quantiles (as --quantiles takes them), range-checked."""
+    low, high = quantile_range()
+    out = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            q = float(part)
+        except ValueError:
+            raise ValueError(f"quantiles: {part!r} is not a number (e.g. 0.6,0.75)") from None
+        if not low <= q <= high:
+            raise ValueError(
+                f"quantile {part}: forecast.quantile must be between {low:g} and {high:g}"
+            )
+        out.append(q)
+    return tuple(out)
 
 
 def with_quantile(spec: ForecastScalerSpec, quantile: float) -> ForecastScalerSpec:
     """The spec with another `forecast.quantile`, validated like a manifest's."""
-    data = spec.model_dump(by_alias=True, exclude_none=True, mode="json")
-    data["forecast"] = {**data["forecast"], "quantile": quantile}
-    try:
-        return ForecastScalerSpec.model_validate(data)
-    except ValueError:
+    low, high = quantile_range()
+    if not low <= quantile <= high:
         raise ValueError(
-            f"quantile {quantile:g}: forecast.quantile must be between 0.5 and 0.99"
-        ) from None
+            f"quantile {quantile:g}: forecast.quantile must be between {low:g} and {high:g}"
+        )
+    return spec.model_copy(
+        update={"forecast": spec.forecast.model_copy(update={"quantile": quantile})}
+    )

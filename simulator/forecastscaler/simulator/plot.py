@@ -3,6 +3,7 @@ the steps where it was short (shaded) and its scaling actions (ticks)."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import matplotlib
@@ -24,7 +25,7 @@ def plot(result: SimulationResult, path: str | Path, max_days: float | None = No
         len(names), 1, figsize=(14, 2.6 * len(names) + 0.8), sharex=True, squeeze=False
     )
     w = result.world
-    for ax, name, color in zip(axes[:, 0], names, COLORS, strict=False):
+    for ax, name, color in zip(axes[:, 0], names, itertools.cycle(COLORS), strict=False):
         frame = result.frames[name]
         frame = frame[frame["scored"]]
         if max_days is not None:

@@ -33,7 +33,9 @@ def table(result: SimulationResult) -> str:
             f"{_pct(s['mean_utilisation']):>7}"
         )
     for name, s in result.scores.items():
-        if "forecast_mae" in s and s.get("forecast_points"):
+        if "@" in name and s.get("forecast_points"):  # a quantile track: only this differs
+            lines.append(f"{name}: quantile coverage {_pct(s['quantile_coverage'])}")
+        elif "forecast_mae" in s and s.get("forecast_points"):
             lines.append(
                 f"{name}: forecast at the horizon: MAE {s['forecast_mae']:.4g}, "
                 f"WAPE {_pct(s['forecast_wape'])}, 80% interval coverage "
