@@ -245,6 +245,8 @@ def simulate(
         finally:
             if isinstance(policy, ForecastPolicy):
                 policy.close()
+        if isinstance(policy, QuantileTrack) and policy.quantile == policy.base.track_quantiles[-1]:
+            policy.base.inputs = []  # every track of this policy has run
         if isinstance(policy, ForecastPolicy):
             timings[policy.name] = {
                 "seconds": dict(policy.timings.seconds),
