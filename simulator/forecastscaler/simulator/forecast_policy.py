@@ -32,8 +32,9 @@ Other provisioned quantiles, from the same run (`QuantileTrack`): nothing a deci
 back into the model, the trust or the anomaly score (they see the load, never the replicas), so
 the policy keeps, per sync, what it saw and the forecast at every extra quantile asked for
 (`track_quantiles`), and a track replays `decide` on those inputs with its own replicas and
-memory. A track gives exactly what a separate replay at its quantile gives (a test checks it),
-for the cost of the decisions alone.
+memory. A track gives exactly what a separate replay at its quantile gives (a test checks it):
+the engine keeps replicas within [min, max], so `decide` never takes the early returns that
+leave the forecast out of what trust records. It costs the decisions and little else.
 
 Timing (`clock`) is optional and injected, for the benchmark; the replay never reads a clock.
 """
@@ -143,7 +144,6 @@ class _Recorded:
     spec: ForecastScalerSpec
     horizon: float
     records: list[SyncRecord]
-
     memory: Memory | None
 
     def _step(self, obs: Observation, model: str) -> Decision:
