@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +114,42 @@ def test_python_api_frames_and_scores(trace_csv: Path) -> None:
     assert int(frame["scored"].sum()) == result.scored_steps
     assert result.scores["oracle"]["underprovisioned_fraction"] == 0
     assert len(result.actions("hpa")) > 0
+
+
+UNGUARDED = """
+import json, sys
+from forecastscaler.simulator import simulate
+
+# No `if __name__ == "__main__":` guard: a spawned fitting worker imports this file.
+spec = json.loads(sys.argv[2])
+result = simulate(sys.argv[1], policies=["forecast"], scalers=[spec], fit_workers=1)
+print("RESULT", json.dumps([result.scores["forecast"]["replica_hours"], result.warnings]))
+"""
+
+
+def test_a_script_without_a_main_guard_is_replayed_once(trace_csv: Path, tmp_path: Path) -> None:
+    """A worker importing the script must not replay the whole simulation again (which ran
+    it twice and made the caller wait for the copy); the replay fits in place and says why,
+    with the same figures as fitting in place from the start."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED)
+    spec = {"forecast": {"models": ["seasonalBlend"]}}
+    done = subprocess.run(
+        [sys.executable, str(script), str(trace_csv), json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert len(lines) == 1, done.stdout
+    hours, warnings = json.loads(lines[0].removeprefix("RESULT "))
+    assert any("fitting worker stopped" in w and "__main__" in w for w in warnings), warnings
+    assert "fit_workers=0" in done.stderr  # the worker's own error says what to do
+    in_place = simulate(trace_csv, policies=["forecast"], scalers=[spec], fit_workers=0)
+    assert hours == in_place.scores["forecast"]["replica_hours"]
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ import pandas as pd
 
 from forecastscaler.operator.api import ForecastScalerSpec, parse_duration
 from forecastscaler.simulator.engine import Policy, Replay, replay
+from forecastscaler.simulator.fit_ahead import refuse_in_bootstrapping_worker
 from forecastscaler.simulator.forecast_policy import ForecastPolicy, QuantileTrack
 from forecastscaler.simulator.hpa import HpaPolicy, default_max_replicas
 from forecastscaler.simulator.oracle import OraclePolicy
@@ -226,9 +227,13 @@ def simulate(
     `clock` (e.g. time.perf_counter) times the forecast policies' phases; `progress(policy,
     steps)` may return a per-step callback (the command line's progress bar). `fit_workers`:
     processes that fit each forecast policy's next refit while the replay goes on (default:
-    one on a machine with more than one CPU, else none); results are identical either way.
+    one on a machine with more than one CPU, else none); results are identical either way. A
+    worker imports the caller's main script, so from a script call this under
+    ``if __name__ == "__main__":``; without the guard the worker refuses to start and the
+    replay fits in place, with a warning.
     `quantiles`: also replay every forecast policy at these `forecast.quantile` values, as
     policies named like forecast@p75, on the forecasts of the same run (the models run once)."""
+    refuse_in_bootstrapping_worker()
     if not isinstance(trace, Trace):
         trace = load_trace(trace, column=column)
     world = build_world(trace, capacity, startup, warmup)
@@ -254,6 +259,12 @@ def simulate(
                 "problems": dict(policy.problems),
             }
             if policy.fit_ahead is not None:
+                if policy.fit_ahead.broken is not None:
+                    warnings.append(
+                        f"{policy.name}: the fitting worker stopped ({policy.fit_ahead.broken}); "
+                        "refits were fitted in place, with the same results. From a script, "
+                        'call simulate() under `if __name__ == "__main__":`'
+                    )
                 timings[policy.name]["fit_ahead"] = {
                     "prefetched": policy.fit_ahead.hits,
                     "missed": policy.fit_ahead.misses,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 import pandas as pd
@@ -41,6 +42,24 @@ def _same(a: pd.Series, b: pd.Series) -> bool:
     )
 
 
+UNGUARDED_SCRIPT = (
+    "simulate() was called while a fitting worker imported the script that started it: "
+    "a worker process (fit_workers > 0) imports the main script, as every spawned "
+    "multiprocessing worker does, and this script calls simulate() at import. Put the call "
+    'under `if __name__ == "__main__":` (then workers speed the replay up), or pass '
+    "fit_workers=0. The replay in the main process goes on fitting in place."
+)
+
+
+def refuse_in_bootstrapping_worker() -> None:
+    """Stop a spawned worker that is importing the user's main script from replaying it all
+    again. Without a ``__main__`` guard the worker would run the caller's whole simulation
+    before it could fit anything, and the parent would wait for it (15x slower, side effects
+    twice); failing here breaks the pool at once, and the parent fits in place."""
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise RuntimeError(UNGUARDED_SCRIPT)
+
+
 class FitAhead:
     """One fit at a time, ahead of the replay, in `workers` spawned processes (spawned, not
     forked: the replay's process has torch and OpenMP thread pools that a fork would copy
@@ -55,10 +74,14 @@ class FitAhead:
         self.hits = 0
         self.misses = 0
         self.worker_seconds = 0.0
+        self.broken: str | None = None
+        """Why the worker stopped being used (it died); then every refit is fitted in place."""
 
     def submit(self, at: float, history: pd.Series) -> None:
         """Start fitting the model the refit at simulated time `at` will want."""
         self.discard()
+        if self.broken is not None:
+            return
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=multiprocessing.get_context("spawn")
@@ -78,7 +101,15 @@ class FitAhead:
             future.cancel()
             self.misses += 1
             return None
-        model, seconds = future.result()
+        try:
+            model, seconds = future.result()
+        except BrokenProcessPool as exc:
+            # The worker died (it could not start, or was killed): fitting in place gives the
+            # same model, so the replay goes on without it.
+            self.broken = str(exc) or type(exc).__name__
+            self.misses += 1
+            self.close()
+            return None
         self.worker_seconds += seconds
         self.hits += 1
         return model
