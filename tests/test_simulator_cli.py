@@ -6,13 +6,17 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from forecastscaler.operator.cli import main
 from forecastscaler.simulator import simulate
+from forecastscaler.simulator.api import build_world, make_policies, resolve_capacity
+from forecastscaler.simulator.hpa import HpaPolicy
 from forecastscaler.simulator.scalers import ScalerError, build_spec
+from forecastscaler.simulator.traces import load_trace
 
 POLICY_KEYS = {
     "underprovisioned_fraction",
@@ -66,7 +70,11 @@ def test_simulate_command_end_to_end(
     text = capsys.readouterr().out
     for name in ("forecast", "hpa", "oracle"):
         assert name in text
+    # The manifest's targetPerReplica 24 sets the capacity (24 / 0.8), so the hpa targets 24.
+    assert "note: capacity 30 per replica: the manifest's targetPerReplica 24" in text
     data = json.loads(out_json.read_text())
+    assert data["capacity"] == pytest.approx(30) and data["target_per_replica"] == pytest.approx(24)
+    assert data["notes"] and data["warnings"] == ["1 missing step(s) carried as gaps"]
     assert {"trace", "step_seconds", "scored_steps"} <= set(data)
     assert data["trace"] == "small" and data["step_seconds"] == 60 and data["scored_steps"] == 300
     assert set(data["policies"]) == {"forecast", "hpa", "oracle"}
@@ -114,6 +122,87 @@ def test_python_api_frames_and_scores(trace_csv: Path) -> None:
     assert int(frame["scored"].sum()) == result.scored_steps
     assert result.scores["oracle"]["underprovisioned_fraction"] == 0
     assert len(result.actions("hpa")) > 0
+
+
+def _manifest(target: float | None = None, **spec: Any) -> dict[str, Any]:
+    metric: dict[str, Any] = {"query": "q"}
+    if target is not None:
+        metric["targetPerReplica"] = target
+    return {"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "metric": metric, **spec}
+
+
+# The small trace's median is about 300, so the default capacity is about 30 (target 24).
+CAPACITY_CASES = {
+    "no-manifest-median-over-ten": (None, [], None, None, []),
+    "manifest-without-target": (None, [_manifest()], None, None, []),
+    "manifest-target-sets-capacity": (None, [_manifest(100)], 125.0, "targetPerReplica 100", []),
+    "agreeing-manifests": (None, [_manifest(40), _manifest(40.0)], 50.0, "at 80%", []),
+    "disagreeing-manifests-keep-the-default": (
+        None,
+        [_manifest(20), _manifest(90)],
+        None,
+        None,
+        ["forecast:1: targetPerReplica 20 is not", "forecast:2: targetPerReplica 90 is not"],
+    ),
+    "capacity-given-wins-and-warns": (
+        50.0,
+        [_manifest(100)],
+        50.0,
+        None,
+        ["forecast: targetPerReplica 100 is not the hpa's target 40 (80% of capacity 50)"],
+    ),
+    "capacity-given-agrees": (125.0, [_manifest(100)], 125.0, None, []),
+}
+
+
+@pytest.mark.parametrize("name", list(CAPACITY_CASES))
+def test_capacity_follows_the_manifest_target(trace_csv: Path, name: str) -> None:
+    """One file, two uses: a manifest's targetPerReplica is what a replica serves at the 80 %
+    target, so without --capacity the world (and with it the hpa's target) follows it."""
+    given, scalers, capacity, note, warned = CAPACITY_CASES[name]
+    trace = load_trace(trace_csv)
+    got, got_note = resolve_capacity(trace, given, scalers)
+    if capacity is None:
+        median = float(np.nanmedian(trace.load.to_numpy()))
+        assert got == pytest.approx(median / 10)
+    else:
+        assert got == pytest.approx(capacity)
+    assert (got_note is None) == (note is None), got_note
+    if note is not None:
+        assert note in str(got_note)
+    world = build_world(trace, got)
+    _, _, warnings = make_policies(world, ["forecast", "hpa"], scalers)
+    assert len(warnings) == len(warned), warnings
+    for expected, warning in zip(warned, warnings, strict=True):
+        assert expected in warning, warning
+
+
+@pytest.mark.parametrize(
+    ("scalers", "bounds"),
+    [
+        pytest.param([], None, id="defaults"),
+        pytest.param([_manifest(24, minReplicas=2, maxReplicas=12)], (2, 12), id="manifest"),
+        pytest.param(
+            [_manifest(24, maxReplicas=12), _manifest(24, maxReplicas=12, minReplicas=1)],
+            (1, 12),
+            id="agreeing",
+        ),
+        pytest.param(
+            [_manifest(24, maxReplicas=12), _manifest(24, maxReplicas=30)], None, id="disagreeing"
+        ),
+    ],
+)
+def test_hpa_takes_the_manifests_bounds(
+    trace_csv: Path, scalers: list[dict[str, Any]], bounds: tuple[int, int] | None
+) -> None:
+    world = build_world(load_trace(trace_csv))
+    for policies in (["forecast", "hpa"], ["hpa"]):
+        chosen, _, _ = make_policies(world, policies, scalers)
+        [hpa] = [p for p in chosen if isinstance(p, HpaPolicy)]
+        default = make_policies(world, ["hpa"])[0][0]
+        assert isinstance(default, HpaPolicy)
+        want = bounds or (default.hpa.min_replicas, default.hpa.max_replicas)
+        assert (hpa.hpa.min_replicas, hpa.hpa.max_replicas) == want
 
 
 UNGUARDED = """

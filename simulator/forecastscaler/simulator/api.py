@@ -28,7 +28,7 @@ from forecastscaler.simulator.oracle import OraclePolicy
 from forecastscaler.simulator.scalers import build_spec, read_manifest
 from forecastscaler.simulator.scores import score, step_frame
 from forecastscaler.simulator.traces import Trace, load_trace
-from forecastscaler.simulator.world import World
+from forecastscaler.simulator.world import TARGET_UTILISATION, World
 
 POLICY_KINDS = ("forecast", "hpa", "oracle")
 DEFAULT_STARTUP = 180.0
@@ -51,6 +51,8 @@ class SimulationResult:
     specs: dict[str, dict[str, Any]] = field(default_factory=dict)
     timings: dict[str, dict[str, Any]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """How the world was set up where the caller did not say (the capacity from a manifest)."""
 
     @property
     def scored_steps(self) -> int:
@@ -76,6 +78,7 @@ class SimulationResult:
             "startup_seconds": w.startup,
             "scored_from": pd.Timestamp(w.time(w.first_scored), unit="s", tz="UTC").isoformat(),
             "warnings": list(self.warnings),
+            "notes": list(self.notes),
             "policies": {name: _jsonable(s) for name, s in self.scores.items()},
             "specs": self.specs,
         }
@@ -144,6 +147,53 @@ def build_world(
     )
 
 
+def named_manifests(
+    scalers: Sequence[ScalerInput],
+) -> list[tuple[str, Mapping[str, Any] | None]]:
+    """Each forecast policy's name and manifest spec (None: the defaults): ``forecast`` when
+    there is one, else ``forecast:<file stem>`` or ``forecast:<position>``."""
+    manifests: list[tuple[str, Mapping[str, Any] | None]] = []
+    for item in scalers:
+        if isinstance(item, Mapping):
+            manifests.append((f"forecast:{len(manifests) + 1}", item))
+        else:
+            manifests.append((f"forecast:{Path(item).stem}", read_manifest(item)))
+    if len(manifests) <= 1:
+        return [("forecast", manifests[0][1] if manifests else None)]
+    return manifests
+
+
+def manifest_target(manifest: Mapping[str, Any] | None) -> float | None:
+    """The manifest's metric.targetPerReplica when it sets a usable one (a bad one is reported
+    when the spec is validated)."""
+    metric = manifest.get("metric") if manifest else None
+    value = metric.get("targetPerReplica") if isinstance(metric, Mapping) else None
+    try:
+        target = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return target if math.isfinite(target) and target > 0 else None
+
+
+def resolve_capacity(
+    trace: Trace, capacity: float | None, scalers: Sequence[ScalerInput]
+) -> tuple[float, str | None]:
+    """The load one replica serves, and a note when the manifests chose it. One file, two uses:
+    a manifest's targetPerReplica is the load a replica is meant to serve at the target
+    utilisation, so without --capacity the world follows it, and the hpa targets the same."""
+    if capacity is not None:
+        return capacity, None
+    targets = {t for _, m in named_manifests(scalers) if (t := manifest_target(m)) is not None}
+    if len(targets) != 1:
+        return default_capacity(trace), None
+    target = targets.pop()
+    derived = target / TARGET_UTILISATION
+    return derived, (
+        f"capacity {derived:.4g} per replica: the manifest's targetPerReplica {target:.4g} at "
+        f"{TARGET_UTILISATION:.0%} utilisation (--capacity sets it)"
+    )
+
+
 def make_policies(
     world: World,
     policies: Sequence[str] = POLICY_KINDS,
@@ -155,36 +205,45 @@ def make_policies(
     """The policies to replay, the forecast specs used and warnings. `fit_workers` > 0 fits
     each forecast policy's next refit ahead in that many worker processes (close the policy
     after its replay). Each forecast policy is followed by a `QuantileTrack` per quantile in
-    `quantiles` other than its own (replay the list in order: a track after its policy)."""
+    `quantiles` other than its own (replay the list in order: a track after its policy). The hpa
+    takes the manifests' minReplicas and maxReplicas when they agree."""
     out: list[Policy] = []
     specs: dict[str, dict[str, Any]] = {}
     warnings: list[str] = []
+    names = _policy_names(policies)
     max_replicas = default_max_replicas(world)
-    for kind in _policy_names(policies):
+    built: list[tuple[str, ForecastScalerSpec]] = []
+    for name, manifest in named_manifests(scalers) if "forecast" in names or scalers else []:
+        spec, notes = build_spec(
+            manifest,
+            step=world.step,
+            startup=world.startup,
+            target=world.target,
+            max_replicas=max_replicas,
+        )
+        if "forecast" not in names:  # read for the hpa's bounds only
+            built.append((name, spec))
+            continue
+        warnings.extend(f"{name}: {n}" for n in notes)
+        per = spec.metric.target_per_replica
+        if not math.isclose(per, world.target, rel_tol=1e-6):
+            warnings.append(
+                f"{name}: targetPerReplica {per:.4g} is not the hpa's target {world.target:.4g} "
+                f"({world.target_utilisation:.0%} of capacity {world.capacity:.4g}): the policies "
+                "are compared at different targets (without --capacity the capacity follows the "
+                "manifests' targetPerReplica when they agree)"
+            )
+        built.append((name, spec))
+    # The HPA gets the forecast policies' bounds when they agree: same limits, fair comparison.
+    bounds = {(spec.min_replicas, spec.max_replicas) for _, spec in built}
+    hpa_min, hpa_max = bounds.pop() if len(bounds) == 1 else (1, max_replicas)
+    for kind in names:
         if kind == "hpa":
-            out.append(HpaPolicy(world, max_replicas=max_replicas))
+            out.append(HpaPolicy(world, min_replicas=hpa_min, max_replicas=hpa_max))
         elif kind == "oracle":
             out.append(OraclePolicy(world))
         else:
-            manifests: list[tuple[str, Mapping[str, Any] | None]] = []
-            if not scalers:
-                manifests.append(("forecast", None))
-            for item in scalers:
-                if isinstance(item, Mapping):
-                    manifests.append((f"forecast:{len(manifests) + 1}", item))
-                else:
-                    manifests.append((f"forecast:{Path(item).stem}", read_manifest(item)))
-            if len(manifests) == 1:
-                manifests = [("forecast", manifests[0][1])]
-            for name, manifest in manifests:
-                spec, notes = build_spec(
-                    manifest,
-                    step=world.step,
-                    startup=world.startup,
-                    target=world.target,
-                    max_replicas=max_replicas,
-                )
-                warnings.extend(f"{name}: {n}" for n in notes)
+            for name, spec in built:
                 specs[name] = _dump(spec)
                 base = ForecastPolicy(
                     spec,
@@ -236,6 +295,8 @@ def simulate(
     refuse_in_bootstrapping_worker()
     if not isinstance(trace, Trace):
         trace = load_trace(trace, column=column)
+    capacity, note = resolve_capacity(trace, capacity, scalers)
+    notes = [note] if note else []
     world = build_world(trace, capacity, startup, warmup)
     if fit_workers is None:
         fit_workers = 1 if (os.cpu_count() or 1) > 1 else 0
@@ -295,4 +356,5 @@ def simulate(
         specs=specs,
         timings=timings,
         warnings=warnings,
+        notes=notes,
     )

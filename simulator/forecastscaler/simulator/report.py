@@ -20,6 +20,7 @@ def table(result: SimulationResult) -> str:
         f"trace {w.name}: {w.n} steps of {w.step:g}s, scored {result.scored_steps} steps; "
         f"capacity {w.capacity:.4g} per replica (target {w.target:.4g}), "
         f"startup {w.startup:g}s",
+        *(f"note: {text}" for text in result.notes),
         "",
         f"{'policy':<20} {'short':>8} {'unmet':>8} {'replica-h':>11} {'vs oracle':>9} "
         f"{'actions':>8} {'util':>7}",

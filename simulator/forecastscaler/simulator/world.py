@@ -45,6 +45,8 @@ FloatArray = npt.NDArray[np.float64]
 
 # Relative slack when comparing capacity with load, so float rounding is never a shortage.
 EPS = 1e-9
+# The share of a replica's capacity the policies aim to use (the issue's 80 % target).
+TARGET_UTILISATION = 0.8
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ class World:
     startup: float
     first_scored: int
     first_replayed: int
-    target_utilisation: float = 0.8
+    target_utilisation: float = TARGET_UTILISATION
     end_index: pd.DatetimeIndex = field(repr=False, default_factory=lambda: pd.DatetimeIndex([]))
     """End labels of the steps (``T_{k+1}``), as the history index of the forecast policy."""
 
