@@ -25,12 +25,16 @@ from forecastscaler.simulator.fit_ahead import refuse_in_bootstrapping_worker
 from forecastscaler.simulator.forecast_policy import ForecastPolicy, QuantileTrack
 from forecastscaler.simulator.hpa import HpaPolicy, default_max_replicas
 from forecastscaler.simulator.oracle import OraclePolicy
+from forecastscaler.simulator.perfect import PerfectForecastPolicy
 from forecastscaler.simulator.scalers import build_spec, read_manifest
 from forecastscaler.simulator.scores import score, step_frame
 from forecastscaler.simulator.traces import Trace, load_trace
 from forecastscaler.simulator.world import TARGET_UTILISATION, World
 
 POLICY_KINDS = ("forecast", "hpa", "oracle")
+"""The policies replayed by default."""
+YARDSTICKS = ("perfect",)
+"""Policies replayed on request: `perfect` is the forecast policy with a perfect forecast."""
 DEFAULT_STARTUP = 180.0
 
 ScalerInput = str | Path | Mapping[str, Any]
@@ -124,9 +128,11 @@ def default_capacity(trace: Trace) -> float:
 
 def _policy_names(policies: Sequence[str]) -> list[str]:
     names = [p.strip() for p in policies if p.strip()]
-    unknown = [p for p in names if p not in POLICY_KINDS]
+    unknown = [p for p in names if p not in (*POLICY_KINDS, *YARDSTICKS)]
     if unknown:
-        raise ValueError(f"unknown policies {unknown}; known: {', '.join(POLICY_KINDS)}")
+        raise ValueError(
+            f"unknown policies {unknown}; known: {', '.join((*POLICY_KINDS, *YARDSTICKS))}"
+        )
     return names
 
 
@@ -213,7 +219,8 @@ def make_policies(
     names = _policy_names(policies)
     max_replicas = default_max_replicas(world)
     built: list[tuple[str, ForecastScalerSpec]] = []
-    for name, manifest in named_manifests(scalers) if "forecast" in names or scalers else []:
+    driven = "forecast" in names or "perfect" in names  # policies that run a manifest
+    for name, manifest in named_manifests(scalers) if driven or scalers else []:
         spec, notes = build_spec(
             manifest,
             step=world.step,
@@ -221,7 +228,7 @@ def make_policies(
             target=world.target,
             max_replicas=max_replicas,
         )
-        if "forecast" not in names:  # read for the hpa's bounds only
+        if not driven:  # read for the hpa's bounds only
             built.append((name, spec))
             continue
         warnings.extend(f"{name}: {n}" for n in notes)
@@ -242,6 +249,11 @@ def make_policies(
             out.append(HpaPolicy(world, min_replicas=hpa_min, max_replicas=hpa_max))
         elif kind == "oracle":
             out.append(OraclePolicy(world))
+        elif kind == "perfect":
+            for name, spec in built:
+                perfect = "perfect" + name.removeprefix("forecast")
+                specs[perfect] = _dump(spec)
+                out.append(PerfectForecastPolicy(world, spec, name=perfect))
         else:
             for name, spec in built:
                 specs[name] = _dump(spec)
@@ -342,6 +354,8 @@ def simulate(
         frames[policy.name] = step_frame(world, rep)
         if isinstance(policy, ForecastPolicy | QuantileTrack):
             scores[policy.name].update(policy.forecast_scores(world))
+            syncs[policy.name] = policy.sync_frame()
+        elif isinstance(policy, PerfectForecastPolicy):
             syncs[policy.name] = policy.sync_frame()
         if isinstance(policy, ForecastPolicy):
             for problem, count in sorted(policy.problems.items()):

@@ -26,7 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="ForecastScaler manifest (the file you apply); repeat to compare configurations",
     )
     parser.add_argument(
-        "--policies", default=",".join(POLICY_KINDS), help="comma-separated: forecast,hpa,oracle"
+        "--policies",
+        default=",".join(POLICY_KINDS),
+        help="comma-separated: forecast,hpa,oracle (the default), and perfect: the forecast "
+        "policy fed the true future, a yardstick for models",
     )
     parser.add_argument(
         "--capacity", type=float, help="load one replica serves (default: median load / 10)"

@@ -137,7 +137,7 @@ class SyncInput:
         )
 
 
-class _Recorded:
+class RecordedPolicy:
     """The sync log of a forecast-driven policy, and the scores computed from it."""
 
     name: str
@@ -236,7 +236,7 @@ class _Recorded:
         }
 
 
-class ForecastPolicy(_Recorded):
+class ForecastPolicy(RecordedPolicy):
     """One ForecastScaler configuration replayed through the operator's decision sequence."""
 
     def __init__(
@@ -490,7 +490,7 @@ def quantile_name(base: str, quantile: float) -> str:
     return f"{base}@p{100 * quantile:g}"
 
 
-class QuantileTrack(_Recorded):
+class QuantileTrack(RecordedPolicy):
     """The base policy's ForecastScaler at another `forecast.quantile`, replayed on the inputs
     the base policy recorded (replay it after the base policy, through the same world)."""
 

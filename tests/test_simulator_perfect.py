@@ -1,0 +1,113 @@
+"""The `perfect` yardstick: the forecast policy's decisions fed the true future as forecast."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecastscaler.simulator import simulate
+from forecastscaler.simulator.api import make_policies
+from forecastscaler.simulator.engine import replay
+from forecastscaler.simulator.perfect import PerfectForecastPolicy
+from forecastscaler.simulator.world import World
+
+
+def _world(step: float = 60.0, n: int = 900, period: int = 240) -> World:
+    rng = np.random.default_rng(3)
+    t = np.arange(n)
+    values = 300 + 200 * np.sin(2 * np.pi * t / period) + rng.normal(0, 5, n)
+    values[500:504] = np.nan  # an outage: no current load, so no forecast either
+    index = pd.date_range("2024-01-01", periods=n, freq=pd.Timedelta(seconds=step), tz="UTC")
+    return World.build("t", pd.Series(values, index=index), step, 30.0, 180.0, 0.5)
+
+
+def _perfect(world: World) -> PerfectForecastPolicy:
+    [policy], _, _ = make_policies(world, ["perfect"])
+    assert isinstance(policy, PerfectForecastPolicy)
+    return policy
+
+
+@pytest.mark.parametrize("step", [60.0, 300.0, 3600.0], ids=["1m", "5m", "1h"])
+def test_the_path_is_the_truth_labelled_like_a_model(step: float) -> None:
+    """End labels as the model's history has them: the value at T_{j+1} is step j's load, the
+    first value also stands at the end of the last known step, and the path reaches the
+    horizon; on a label the horizon reads the step the forecast scores compare it with."""
+    world = _world(step)
+    policy = _perfect(world)
+    horizon = policy.horizon
+    for known in (world.first_replayed, world.first_replayed + 7, world.n - 2):
+        for offset in (0.0, 30.0, step - 30.0):
+            now = world.time(known) + min(offset, step - 1.0)
+            path = policy.path(now, known)
+            assert path.times[0] == world.time(known)
+            assert path.times[-1] >= now + horizon
+            assert path.value[0] == path.value[1]
+            for i, (t, v) in enumerate(zip(path.times[1:], path.value[1:], strict=True)):
+                j = min(known + i, world.n - 1)
+                assert t == world.time(known + i + 1)
+                assert v == world.load[j] or not math.isfinite(world.load[j])
+            assert path.point == path.value == path.lower == path.upper
+    now = world.time(world.first_replayed)
+    label = now + horizon
+    if abs((label - world.t0) / step - round((label - world.t0) / step)) < 1e-9:
+        at = policy.path(now, world.first_replayed).at(label)
+        j = math.ceil((label - world.t0) / world.step - 1e-9) - 1
+        assert at is not None and at[0] == world.load[j]
+
+
+def _csv(world: World, path: Path) -> Path:
+    rows = [
+        f"{int(world.t0 + i * world.step)},{v:.6f}"
+        if math.isfinite(v)
+        else f"{int(world.t0 + i * world.step)},"
+        for i, v in enumerate(world.load)
+    ]
+    path.write_text("timestamp,value\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_a_replay_holds_through_an_outage_and_is_never_short_where_the_hpa_is(
+    tmp_path: Path,
+) -> None:
+    world = _world(period=40)  # rises of 10 % a minute: the hpa's lag is short of capacity
+    policy = _perfect(world)
+    rep = replay(world, policy)
+    assert len(rep.actions) > 0
+    frame = policy.sync_frame()
+    assert set(frame["model"]) == {"perfect"}
+    # The outage: a failed read is no forecast, so the syncs hold, then fall back (holding).
+    outage = frame[frame["load"].isna()]
+    assert len(outage) > 0 and set(outage["reason"]) == {"NoData", "Fallback"}
+    assert (outage["desired"] == outage["current"]).all()
+    result = simulate(_csv(world, tmp_path / "t.csv"), policies=["perfect", "hpa"])
+    assert result.scores["perfect"]["underprovisioned_fraction"] == 0
+    assert result.scores["hpa"]["underprovisioned_fraction"] > 0
+
+
+def test_perfect_runs_each_manifest_as_the_forecast_policy_does(tmp_path: Path) -> None:
+    trace = _csv(_world(), tmp_path / "t.csv")
+    one = simulate(
+        trace,
+        policies=["forecast", "perfect"],
+        scalers=[{"forecast": {"models": ["seasonalBlend"]}}],
+    )
+    assert one.specs["perfect"] == one.specs["forecast"]
+    assert "perfect" in one.syncs and "forecast_mae" not in one.scores["perfect"]
+    two = simulate(
+        trace,
+        policies=["perfect"],
+        scalers=[{"forecast": {"quantile": 0.6}}, {"forecast": {"quantile": 0.95}}],
+    )
+    assert set(two.scores) == {"perfect:1", "perfect:2"}
+    assert two.specs["perfect:2"]["forecast"]["quantile"] == 0.95
+
+
+def test_perfect_is_not_replayed_unless_asked(tmp_path: Path) -> None:
+    trace = _csv(_world(), tmp_path / "t.csv")
+    assert "perfect" not in simulate(trace, policies=["hpa"]).scores
+    with pytest.raises(ValueError, match="known: forecast, hpa, oracle, perfect"):
+        simulate(trace, policies=["hpa", "magic"])
