@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from forecastscaler.simulator.api import make_policies
 from forecastscaler.simulator.engine import replay
+from forecastscaler.simulator.fit_ahead import FitAhead
 from forecastscaler.simulator.forecast_policy import ForecastPolicy
 from forecastscaler.simulator.world import World
 
@@ -95,3 +98,29 @@ def test_fitting_ahead_changes_nothing_but_the_time() -> None:
     assert p0.fit_ahead is None
     assert p1.fit_ahead is not None and p1.fit_ahead.hits >= 5
     assert p1.model.fits == p0.model.fits
+
+
+def test_a_dead_fitting_worker_means_fitting_in_place() -> None:
+    """A worker that died (killed, or refused to start) fails neither a refit nor the next
+    prefetch, even when its fit was not wanted: the replay fits in place from then on."""
+    index = pd.date_range("2024-01-01", periods=400, freq="1min", tz="UTC")
+    history = pd.Series(100 + np.sin(np.arange(400) / 20.0), index=index)
+    ahead = FitAhead(("seasonalBlend",), 5, workers=1)
+    try:
+        ahead.submit(0.0, history)
+        pool = ahead._pool
+        assert pool is not None
+        for process in list(pool._processes.values()):
+            process.kill()
+            process.join()
+        deadline = time.monotonic() + 30
+        while not pool._broken and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ahead.take(history.iloc[:-1]) is None  # a refit on other data: not wanted
+        ahead.submit(1.0, history)  # on the dead pool: must not raise
+        assert ahead.broken is not None
+        assert ahead.take(history) is None
+        ahead.submit(2.0, history)
+        assert ahead.take(history) is None
+    finally:
+        ahead.close()

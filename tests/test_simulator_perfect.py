@@ -111,3 +111,21 @@ def test_perfect_is_not_replayed_unless_asked(tmp_path: Path) -> None:
     assert "perfect" not in simulate(trace, policies=["hpa"]).scores
     with pytest.raises(ValueError, match="known: forecast, hpa, oracle, perfect"):
         simulate(trace, policies=["hpa", "magic"])
+
+
+def test_a_coarser_forecast_step_samples_its_grid_as_the_range_query_does() -> None:
+    """forecast.step 5m on a 1-minute trace: the model's history holds the labels that are
+    multiples of 5 minutes, so the path starts at the last of them and steps by 5 minutes."""
+    world = _world()
+    [policy], _, _ = make_policies(world, ["perfect"], [{"forecast": {"step": "5m"}}])
+    assert isinstance(policy, PerfectForecastPolicy)
+    for known in range(world.first_replayed, world.first_replayed + 12):
+        now = world.time(known) + 30.0
+        path = policy.path(now, known)
+        end = path.times[0]
+        assert end % 300 == 0 and end <= world.time(known) < end + 300
+        assert all(b - a == 300 for a, b in zip(path.times, path.times[1:], strict=False))
+        assert path.times[-1] >= now + policy.horizon  # with a step to spare, as a model's
+        for t, v in zip(path.times[1:], path.value[1:], strict=True):
+            j = round((t - world.t0) / world.step) - 1
+            assert v == world.load[j] or not math.isfinite(world.load[j])

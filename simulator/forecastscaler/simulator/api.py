@@ -335,8 +335,8 @@ def simulate(
                 if policy.fit_ahead.broken is not None:
                     warnings.append(
                         f"{policy.name}: the fitting worker stopped ({policy.fit_ahead.broken}); "
-                        "refits were fitted in place, with the same results. From a script, "
-                        'call simulate() under `if __name__ == "__main__":`'
+                        "the rest was fitted in place, with the same results. If a script calls "
+                        'simulate() at its top level, call it under `if __name__ == "__main__":`'
                     )
                 timings[policy.name]["fit_ahead"] = {
                     "prefetched": policy.fit_ahead.hits,

@@ -32,7 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "policy fed the true future, a yardstick for models",
     )
     parser.add_argument(
-        "--capacity", type=float, help="load one replica serves (default: median load / 10)"
+        "--capacity",
+        type=float,
+        help="load one replica serves (default: the manifests' targetPerReplica / 0.8 when they "
+        "agree, else median load / 10)",
     )
     parser.add_argument("--startup", default="3m", help="replica start-up time (default 3m)")
     parser.add_argument("--warmup", default="50%", help="share of the trace used as history")

@@ -86,7 +86,11 @@ class FitAhead:
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=multiprocessing.get_context("spawn")
             )
-        future = self._pool.submit(_fit, self.models, self.horizon_steps, history)
+        try:
+            future = self._pool.submit(_fit, self.models, self.horizon_steps, history)
+        except BrokenProcessPool as exc:  # the worker died while its fit was not wanted
+            self._broke(exc)
+            return
         self._pending = (at, history, future)
 
     def take(self, history: pd.Series) -> Forecaster | None:
@@ -106,13 +110,17 @@ class FitAhead:
         except BrokenProcessPool as exc:
             # The worker died (it could not start, or was killed): fitting in place gives the
             # same model, so the replay goes on without it.
-            self.broken = str(exc) or type(exc).__name__
+            self._broke(exc)
             self.misses += 1
-            self.close()
             return None
         self.worker_seconds += seconds
         self.hits += 1
         return model
+
+    def _broke(self, exc: BaseException) -> None:
+        cause = exc.__cause__ or exc.__context__
+        self.broken = "; ".join(str(e) for e in (exc, cause) if e is not None and str(e))
+        self.close()
 
     def discard(self) -> None:
         if self._pending is not None:

@@ -13,6 +13,8 @@ Like the oracle it reads the future, by definition; it is a yardstick, not a pol
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -31,6 +33,7 @@ class PerfectForecastPolicy(RecordedPolicy):
         self.name = name
         self.spec = spec
         self.horizon = parse_duration(spec.forecast.horizon)
+        self.step = parse_duration(spec.forecast.step)
         self.memory: Memory | None = None
         self.records: list[SyncRecord] = []
         self.failures = 0
@@ -48,14 +51,19 @@ class PerfectForecastPolicy(RecordedPolicy):
         return self._first_replicas(world)
 
     def path(self, now: float, known: int) -> ForecastPath:
-        """The true load of steps ``known ..`` until past ``now + horizon``, labelled like a
-        model's forecast after a history that ends with step ``known - 1``."""
+        """The true load until past ``now + horizon``, laid out as `paths_from_model` lays out
+        a model's forecast after the history that ends with step ``known - 1``: on the
+        `forecast.step` grid (a coarser step samples the labels that are its multiples, as
+        the range query does), the first value also at the history's end."""
         w = self._world
         history_end = w.time(known)
-        steps = max(1, int(np.ceil((now + self.horizon - history_end) / w.step - 1e-9)) + 1)
-        idx = np.minimum(np.arange(known, known + steps), w.n - 1)
-        values = self._truth[idx]
-        times = history_end + w.step * np.arange(steps + 1, dtype=np.float64)
+        if self.step > w.step * (1 + 1e-9):
+            history_end = math.floor(history_end / self.step + 1e-9) * self.step
+        steps = max(1, math.ceil((now + self.horizon - history_end) / self.step) + 1)
+        times = history_end + self.step * np.arange(steps + 1, dtype=np.float64)
+        # The value labelled T is the load of the trace step that ends at T.
+        idx = np.rint((times[1:] - w.t0) / w.step).astype(np.int64) - 1
+        values = self._truth[np.clip(idx, 0, w.n - 1)]
         path = (float(values[0]), *values.tolist())
         return ForecastPath(
             times=tuple(times.tolist()),
