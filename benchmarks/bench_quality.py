@@ -1,9 +1,11 @@
-"""The simulator's quality table: every trace in ../shared/traces through the forecast, hpa and
-oracle policies with the defaults (startup 3m, warmup 50%), and the issue's bar per trace:
-the forecast policy short at most half as often as the hpa, at no more replica-hours.
+"""The simulator's quality table: every trace in ../shared/traces through the forecast, hpa,
+oracle and perfect policies with the defaults (startup 3m, warmup 50%), and the issue's bar per
+trace: the forecast policy short at most half as often as the hpa, at no more replica-hours.
 
-The `perfect` policy is the forecast policy fed the true future load as its forecast: where it
-misses the bar, no model can meet it with these decisions at this target.
+The `perfect` policy is the forecast policy fed the true future load as its forecast: what
+these decisions reach with an exact forecast, the yardstick for model work. (A model that errs
+high can be short less often than it, at a higher cost.) With --scaler, a targetPerReplica in
+the manifest sets the capacity of every trace (target / 0.8), whatever its scale.
 
     python benchmarks/bench_quality.py [--traces DIR] [--jobs 2] [--json out.json] [--simple]
         [--scaler fsc.yaml] [--quantiles 0.5,0.6,0.7,0.8]
@@ -34,7 +36,7 @@ DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "traces"
 
 
 SIMPLE = {"forecast": {"models": ["seasonalBlend"]}}
-# "perfect": the forecast policy fed the true future, what no model can beat (cheap: no fits).
+# "perfect": the forecast policy fed the true future (cheap: no fits).
 POLICIES = ("forecast", "hpa", "oracle", "perfect")
 
 
@@ -51,7 +53,7 @@ def run_one(
     result = simulate(path, policies=POLICIES, scalers=scalers, fit_workers=0, quantiles=quantiles)
     out = result.to_dict()
     if simple:  # forecast:1@p60 -> forecast@p60, forecast:2 -> simple (its tracks: not shown;
-        # perfect:2 is perfect:1, the models being all that differs)
+        # perfect:2 is not shown either: "perfect" is the forecast policy's spec)
         for part in ("policies", "specs"):
             out[part] = {
                 _renamed(k): v
