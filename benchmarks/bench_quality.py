@@ -96,7 +96,16 @@ def main() -> int:
         default="0.5,0.6,0.7,0.8",
         help="also replay the forecast policy at these quantiles (comma-separated; '' none)",
     )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        help="print the tables from a --json file of an earlier run instead of running",
+    )
     args = parser.parse_args()
+    if args.report:
+        results = json.loads(args.report.read_text())
+        report(results, f"figures from {args.report}", args.scaler is not None)
+        return 0
     quantiles = parse_quantiles(args.quantiles)
     if not args.traces.is_dir():
         print(f"no traces at {args.traces}: skipped")
@@ -111,6 +120,15 @@ def main() -> int:
         results = list(
             pool.map(run_one, paths, [args.simple] * n, [args.scaler] * n, [quantiles] * n)
         )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    elapsed = f"{time.perf_counter() - started:.0f}s with {args.jobs} jobs"
+    report(results, elapsed, args.scaler is not None)
+    return 0
+
+
+def report(results: list[dict[str, Any]], elapsed: str, scaler_given: bool) -> None:
+    """The tables: per trace and policy, the forecast error, and the quantile trade-off."""
     header = (
         f"{'trace':<24} {'policy':<9} {'short %':>8} {'unmet %':>8} {'replica-h':>11} "
         f"{'vs oracle':>9} {'actions':>8}  verdict"
@@ -125,7 +143,8 @@ def main() -> int:
                 continue
             s = pol[name]
             v = verdict(pol, name) if name in passes else ""
-            passes[name] = passes.get(name, 0) + (v == "PASS")
+            if name in passes:
+                passes[name] += v == "PASS"
             print(
                 f"{res['trace']:<24} {name:<9} {100 * s['underprovisioned_fraction']:>8.2f} "
                 f"{100 * s['unmet_fraction']:>8.2f} {s['replica_hours']:>11.1f} "
@@ -134,8 +153,7 @@ def main() -> int:
     print("-" * len(header))
     print(
         f"bar met on {passes['forecast']} of {len(results)} traces; with a perfect forecast "
-        f"(the same decisions fed the true future) on {passes['perfect']}; "
-        f"{time.perf_counter() - started:.0f}s with {args.jobs} jobs"
+        f"(the same decisions fed the true future) on {passes['perfect']}; {elapsed}"
     )
     simple_better = sum(
         r["policies"]["forecast"]["underprovisioned_fraction"]
@@ -144,7 +162,7 @@ def main() -> int:
         for r in results
         if "simple" in r["policies"]
     )
-    if args.simple:
+    if any("simple" in r["policies"] for r in results):
         print(
             f"ensemble no worse than the simple forecaster on both shortage and cost on "
             f"{simple_better} of {len(results)} traces"
@@ -160,11 +178,8 @@ def main() -> int:
                     f"step {res['step_seconds']:g}s, startup {res['startup_seconds']:g}s "
                     f"({res['seconds']:.0f}s)"
                 )
-    if quantiles and results:
-        print_tradeoff(results, scaler_given=args.scaler is not None)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
-    return 0
+    if results and any("@" in k for k in results[0]["policies"]):
+        print_tradeoff(results, scaler_given=scaler_given)
 
 
 def print_tradeoff(results: list[dict[str, Any]], scaler_given: bool) -> None:
