@@ -175,6 +175,8 @@ def test_capacity_follows_the_manifest_target(trace_csv: Path, name: str) -> Non
     assert len(warnings) == len(warned), warnings
     for expected, warning in zip(warned, warnings, strict=True):
         assert expected in warning, warning
+    # Without the hpa there is no target to differ from.
+    assert make_policies(world, ["forecast", "oracle"], scalers)[2] == []
 
 
 @pytest.mark.parametrize(

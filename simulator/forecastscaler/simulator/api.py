@@ -233,7 +233,7 @@ def make_policies(
             continue
         warnings.extend(f"{name}: {n}" for n in notes)
         per = spec.metric.target_per_replica
-        if not math.isclose(per, world.target, rel_tol=1e-6):
+        if "hpa" in names and not math.isclose(per, world.target, rel_tol=1e-6):
             warnings.append(
                 f"{name}: targetPerReplica {per:.4g} is not the hpa's target {world.target:.4g} "
                 f"({world.target_utilisation:.0%} of capacity {world.capacity:.4g}): the policies "
