@@ -106,11 +106,26 @@ def test_perfect_runs_each_manifest_as_the_forecast_policy_does(tmp_path: Path) 
     assert two.specs["perfect:2"]["forecast"]["quantile"] == 0.95
 
 
-def test_perfect_is_not_replayed_unless_asked(tmp_path: Path) -> None:
+def test_yardsticks_are_not_replayed_unless_asked(tmp_path: Path) -> None:
     trace = _csv(_world(), tmp_path / "t.csv")
-    assert "perfect" not in simulate(trace, policies=["hpa"]).scores
-    with pytest.raises(ValueError, match="known: forecast, hpa, oracle, perfect"):
+    assert not {"perfect", "target-oracle"} & set(simulate(trace, policies=["hpa"]).scores)
+    with pytest.raises(ValueError, match="known: forecast, hpa, oracle, perfect, target-oracle"):
         simulate(trace, policies=["hpa", "magic"])
+
+
+def test_target_oracle_is_the_oracle_at_the_hpas_target(tmp_path: Path) -> None:
+    """Perfect foresight that never runs a replica above the hpa's target (80 % of capacity):
+    never short, at most the target's utilisation, and dearer than the oracle by about 1/0.8
+    (whole replicas round both up, so not exactly)."""
+    trace = _csv(_world(), tmp_path / "t.csv")
+    result = simulate(trace, policies=["hpa", "target-oracle"], capacity=30.0)
+    s = result.scores["target-oracle"]
+    assert s["underprovisioned_fraction"] == 0
+    assert s["mean_utilisation"] <= 0.8
+    assert 1.15 < s["cost_vs_oracle"] < 1.4
+    frame = result.frames["target-oracle"]
+    scored = frame[frame["scored"] & frame["load"].notna()]
+    assert (scored["ready"] * 24.0 >= scored["load"] - 1e-9).all()
 
 
 def test_a_coarser_forecast_step_samples_its_grid_as_the_range_query_does() -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecastscaler.simulator.engine import replay
+from forecastscaler.simulator.engine import Replay, replay
 from forecastscaler.simulator.oracle import OraclePolicy, oracle_plan
 from forecastscaler.simulator.scores import score, step_frame
 from forecastscaler.simulator.world import PastView, PodPool, World
@@ -134,23 +134,62 @@ def test_gap_steps_are_not_scored_for_shortage_but_paid() -> None:
     ],
 )
 def test_oracle_is_never_short_and_minimal(step: float, startup: float, seed: int) -> None:
+    _check_oracle(step, startup, seed, per_replica=None)
+
+
+@pytest.mark.parametrize(
+    ("step", "startup", "seed"),
+    [
+        pytest.param(60, 180, 0, id="1m-step-3m-startup"),
+        pytest.param(300, 300, 2, id="startup-one-step"),
+        pytest.param(60, 180, 4, id="gappy"),
+    ],
+)
+def test_target_oracle_never_runs_a_replica_above_the_target(
+    step: float, startup: float, seed: int
+) -> None:
+    """The same schedule with each replica serving the target (8 of capacity 10): ready
+    replicas times the target cover every step's load, and it pays for no more."""
+    world, rep = _check_oracle(step, startup, seed, per_replica=8.0)
+    frame = step_frame(world, rep)
+    scored = frame[frame["scored"] & frame["load"].notna()]
+    assert (scored["ready"] * 8.0 >= scored["load"] - 1e-9).all()
+    assert (scored["ready"] * 8.0 < scored["load"] + 8.0).any()  # tight somewhere
+    assert (
+        score(world, rep)["replica_hours"]
+        > score(world, replay(world, OraclePolicy(world)))["replica_hours"]
+    )
+
+
+@pytest.mark.parametrize("per_replica", [0.0, -1.0, 10.5])
+def test_target_oracle_refuses_a_target_outside_the_capacity(per_replica: float) -> None:
+    world = _world([50.0] * 20, step=60, startup=180, capacity=10)
+    with pytest.raises(ValueError, match="per_replica must be in"):
+        OraclePolicy(world, per_replica=per_replica)
+
+
+def _check_oracle(
+    step: float, startup: float, seed: int, per_replica: float | None
+) -> tuple[World, Replay]:
     rng = np.random.default_rng(seed)
     load = np.abs(rng.normal(50, 25, 400)) * (1 + (rng.random(400) < 0.05) * 3)
     if seed == 4:
         load[rng.random(400) < 0.1] = np.nan
     world = _world(load.tolist(), step=step, startup=startup, capacity=10)
-    policy = OraclePolicy(world)
+    policy = OraclePolicy(world, per_replica=per_replica)
     rep = replay(world, policy)
     frame = step_frame(world, rep)
     assert not frame["short"].any()
     # Minimal: at every decision it pays for exactly what some instant within the next
     # `startup` needs (a replica ready then must exist now), never more.
+    per = per_replica or 10
     times = policy.tick_times(world)
-    plan = oracle_plan(world, times)
+    plan = oracle_plan(world, times, per_replica)
     filled = np.where(np.isfinite(world.load), world.load, 0.0)
     for t, asked in zip(times, plan, strict=True):
         lo = int((t - world.t0) // step)
         hi = min(world.n - 1, int((t + world.startup - world.t0) // step))
-        need = max(1, math.ceil(filled[lo : hi + 1].max() / 10 - 1e-9))
+        need = max(1, math.ceil(filled[lo : hi + 1].max() / per - 1e-9))
         assert asked == need
     assert score(world, rep)["cost_vs_oracle"] is None
+    return world, rep

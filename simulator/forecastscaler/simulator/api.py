@@ -33,8 +33,9 @@ from forecastscaler.simulator.world import TARGET_UTILISATION, World
 
 POLICY_KINDS = ("forecast", "hpa", "oracle")
 """The policies replayed by default."""
-YARDSTICKS = ("perfect",)
-"""Policies replayed on request: `perfect` is the forecast policy with a perfect forecast."""
+YARDSTICKS = ("perfect", "target-oracle")
+"""Policies replayed on request: `perfect` is the forecast policy with a perfect forecast;
+`target-oracle` the oracle at the hpa's target utilisation (never a replica above the target)."""
 DEFAULT_STARTUP = 180.0
 
 ScalerInput = str | Path | Mapping[str, Any]
@@ -249,6 +250,8 @@ def make_policies(
             out.append(HpaPolicy(world, min_replicas=hpa_min, max_replicas=hpa_max))
         elif kind == "oracle":
             out.append(OraclePolicy(world))
+        elif kind == "target-oracle":
+            out.append(OraclePolicy(world, name=kind, per_replica=world.target))
         elif kind == "perfect":
             for name, spec in built:
                 perfect = "perfect" + name.removeprefix("forecast")

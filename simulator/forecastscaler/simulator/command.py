@@ -28,8 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--policies",
         default=",".join(POLICY_KINDS),
-        help="comma-separated: forecast,hpa,oracle (the default), and perfect: the forecast "
-        "policy fed the true future, a yardstick for models",
+        help="comma-separated: forecast,hpa,oracle (the default); yardsticks: perfect (the "
+        "forecast policy fed the true future, for models) and target-oracle (perfect foresight "
+        "that never runs a replica above the hpa's target, for cost)",
     )
     parser.add_argument(
         "--capacity",

@@ -22,7 +22,7 @@ def plot(result: SimulationResult, path: str | Path, max_days: float | None = No
     """Write a PNG: one panel per policy over the scored part (the last `max_days` of it)."""
     names = list(result.frames)
     fig, axes = plt.subplots(
-        len(names), 1, figsize=(14, 2.6 * len(names) + 0.8), sharex=True, squeeze=False
+        len(names), 1, figsize=(14, 2.6 * len(names) + 0.8), sharex=True, sharey=True, squeeze=False
     )
     w = result.world
     for ax, name, color in zip(axes[:, 0], names, itertools.cycle(COLORS), strict=False):
