@@ -16,8 +16,12 @@ from typing import Any, Protocol, TypeVar
 
 import pytest
 
-from forecastscaler.operator.api import ForecastScalerSpec
-from forecastscaler.operator.behavior import Recommendation, ScaleEvent
+from forecastscaler.operator.api import ForecastScalerSpec, parse_duration
+from forecastscaler.operator.behavior import (
+    Recommendation,
+    ScaleEvent,
+    replicas_for_average_value,
+)
 from forecastscaler.operator.decision import (
     Decision,
     ForecastPath,
@@ -360,6 +364,64 @@ def test_look_ahead_holds_for_a_rise_the_forecast_sees_within_the_window() -> No
     assert "forecast's next 5m" in d.message, d.message
 
 
+def _path(values: dict[int, float], reach: int = 1200, step: int = 60) -> ForecastPath:
+    """A forecast of 30 from now to now + reach, except `values` at those seconds ahead."""
+    times = tuple(NOW + i for i in range(0, reach + 1, step))
+    vals = tuple(values.get(i, 30.0) for i in range(0, reach + 1, step))
+    return ForecastPath(
+        times=times, value=vals, point=vals, lower=vals, upper=vals, quantile=0.9, model="test"
+    )
+
+
+@dataclass(frozen=True)
+class HoldCase:
+    peak_at: int
+    """Seconds ahead at which the forecast is 80 (→ 8 replicas); 30 (→ 3) elsewhere."""
+    expected: int
+    held: bool
+    spec: dict[str, Any] = field(default_factory=dict)
+    trusted: bool = True
+    current: int = 10
+
+
+LONG_HORIZON = {"forecast": {"horizon": "15m"}}
+HOLD_CASES = {
+    # Slow start-ups: a 15m horizon and the 300 s window. The peak 10 minutes ahead is past
+    # the window but within the horizon: removing those replicas now would leave the peak
+    # short, since new ones take the horizon to be ready.
+    "peak-beyond-the-window-within-the-horizon": HoldCase(600, 8, True, LONG_HORIZON),
+    "the-hold-needs-no-look-ahead": HoldCase(
+        600, 8, True, {"forecast": {"horizon": "15m", "lookAheadScaleDown": False}}
+    ),
+    # Beyond the horizon a replica removed now can be back in time: released.
+    "peak-beyond-the-horizon": HoldCase(1020, 3, False, LONG_HORIZON),
+    # With the defaults (5m horizon, 300 s window) the look-ahead already holds it.
+    "defaults-the-window-holds-it": HoldCase(120, 8, False),
+    "untrusted-forecast-holds-nothing": HoldCase(600, 3, False, LONG_HORIZON, trusted=False),
+    # Never more than the current count: a scale-down held, not a scale-up.
+    "held-at-most-at-the-current-count": HoldCase(600, 6, True, LONG_HORIZON, current=6),
+}
+
+
+@pytest.mark.parametrize("case", list(HOLD_CASES.values()), ids=list(HOLD_CASES))
+def test_scale_down_holds_what_the_forecast_needs_within_the_horizon(case: HoldCase) -> None:
+    obs = Observation(
+        now=NOW,
+        current_replicas=case.current,
+        load=30.0,
+        forecast=_path({case.peak_at: 80.0}),
+        forecast_trusted=case.trusted,
+    )
+    d = decide(make_spec(case.spec), obs)
+    assert (d.desired_replicas, d.held) == (case.expected, case.held), d.message
+    if case.held:
+        assert d.reason == Reason.FORECAST and not d.stabilized
+        assert f"scale-down held at {case.expected}: the p90 forecast needs" in d.message
+        assert "within 15m, before a replica removed now could be back" in d.message
+    if not case.trusted:  # untrusted with no memory: the reactive count at once
+        assert d.reason == Reason.REACTIVE
+
+
 def observation(case: Case) -> Observation:
     return Observation(
         now=NOW,
@@ -659,6 +721,10 @@ def random_scenario(draw: Draw) -> tuple[ForecastScalerSpec, Observation]:
             "maxReplicas": hi,
             "metric": {"query": "q", "targetPerReplica": draw.pick([0.5, 1.0, 7.0, 100.0])},
             "behavior": behavior,
+            "forecast": {
+                "horizon": draw.pick(["5m", "10m"]),
+                "lookAheadScaleDown": draw.pick([True, False]),
+            },
             "anomaly": {
                 "enabled": draw.pick([True, False]),
                 "action": draw.pick(["FreezeScaleDown", "ReactiveOnly", "Ignore"]),
@@ -675,7 +741,7 @@ def random_scenario(draw: Draw) -> tuple[ForecastScalerSpec, Observation]:
     load = draw.pick([None, draw.value(), draw.real(0.0, 3000.0)])
     forecast = None
     if draw.pick([True, False]):
-        n = draw.pick([draw.integer(1, 12), 12])  # often reaching now + horizon
+        n = draw.pick([draw.integer(1, 17), 12, 17])  # often reaching now + horizon
         times = tuple(now - 120.0 + i * 60.0 for i in range(n))
         values = tuple(draw.value() for _ in range(n))
         forecast = ForecastPath(times, values, values, values, values, 0.9, "test")
@@ -734,6 +800,18 @@ def check_invariants(spec: ForecastScalerSpec, obs: Observation) -> None:
         assert d.desired_replicas >= cur, "no scale-down during an anomaly"
     if d.forecast_value is not None:
         assert math.isfinite(d.forecast_value)
+    if d.forecast_replicas is not None and obs.forecast is not None and d.desired_replicas < cur:
+        # A scale-down keeps what the trusted forecast needs until new replicas could be ready.
+        horizon = parse_duration(spec.forecast.horizon)
+        path = obs.forecast
+        needs = [
+            replicas_for_average_value(
+                v, spec.metric.target_per_replica, cur, spec.behavior.tolerance
+            )
+            for t, v in zip(path.times, path.value, strict=True)
+            if obs.now < t <= obs.now + horizon and math.isfinite(v) and v >= 0
+        ]
+        assert d.desired_replicas >= min(cur, max(needs, default=0), hi)
 
 
 def test_invariants_seeded_random() -> None:

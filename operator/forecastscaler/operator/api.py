@@ -177,7 +177,9 @@ class ForecastSpec(_Model):
         description=(
             "How far ahead to provision. Set it to the workload's pod start-up time plus one "
             "interval, so replicas asked for now are ready when the forecast load arrives. "
-            "The default, 5m, covers start-ups of up to about 4 minutes at the 30s interval."
+            "The default, 5m, covers start-ups of up to about 4 minutes at the 30s interval. "
+            "While the forecast is trusted, a scale-down also keeps what the forecast needs "
+            "within the horizon, since a replica removed now could not be back sooner."
         ),
     )
     history: Duration = Field(

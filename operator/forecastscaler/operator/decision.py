@@ -7,8 +7,8 @@ the operator gets exactly the same answer the simulator promised.
 
 Order of work, mirroring the HPA controller: target at zero → scaling disabled; outside
 [min, max] → clamp; no data → hold or fall back; otherwise the forecast and reactive proposals
-(each with the HPA tolerance), the anomaly action, the stabilization windows, the rate policies
-and [min, max].
+(each with the HPA tolerance), the anomaly action, the stabilization windows, the forecast's
+hold on scale-down, the rate policies and [min, max].
 """
 
 from __future__ import annotations
@@ -127,6 +127,8 @@ class Decision:
     stabilized: bool = False
     looked_ahead: bool = False
     """The scale-down window looked ahead on the forecast (forecast.lookAheadScaleDown)."""
+    held: bool = False
+    """A scale-down was held for what the trusted forecast needs within the horizon."""
     fallback: bool = False
     anomalous: bool = False
 
@@ -277,9 +279,6 @@ def decide(spec: ForecastScalerSpec, obs: Observation) -> Decision:
     stabilized = stabilize(
         obs.now, cur, rec, obs.memory.recommendations, up, down, ahead=ahead, reach=reach
     )
-    desired, limit_reason = limit_rate(
-        obs.now, cur, stabilized, lo, hi, obs.memory.scale_events, up, down
-    )
     if stabilized != rec:
         direction = "down" if rec < cur else "up"
         window = (down if direction == "down" else up).stabilization_window_seconds
@@ -294,6 +293,22 @@ def decide(spec: ForecastScalerSpec, obs: Observation) -> Decision:
             parts.append(f"scale-{direction} stabilized over {window}s: {rec} → {stabilized}")
     elif reach > 0 and rec < cur:
         parts.append(f"the forecast stays low for the next {format_duration(round(reach))}")
+    held = False
+    if forecast_reps is not None and obs.forecast is not None and stabilized < cur:
+        # A replica removed now cannot be back before a new one starts, which the horizon
+        # covers: never remove what the trusted forecast needs before then. (With the
+        # defaults the look-ahead window already reaches the horizon; a horizon longer than
+        # the scale-down window, for slow start-ups, is where this holds more.)
+        need = min(cur, _most_needed(obs.forecast, obs.now, horizon, per, cur, tol))
+        if need > stabilized:
+            parts.append(
+                f"scale-down held at {need}: the p{q_pct} forecast needs {need} within "
+                f"{format_duration(horizon)}, before a replica removed now could be back"
+            )
+            stabilized, reason, held = need, Reason.FORECAST, True
+    desired, limit_reason = limit_rate(
+        obs.now, cur, stabilized, lo, hi, obs.memory.scale_events, up, down
+    )
     if desired != stabilized:
         reason = {
             "TooManyReplicas": Reason.MAX_REPLICAS,
@@ -313,10 +328,27 @@ def decide(spec: ForecastScalerSpec, obs: Observation) -> Decision:
         forecast_at_horizon=at_horizon,
         load=load,
         limit_reason=limit_reason,
-        stabilized=stabilized != rec,
+        stabilized=stabilized != rec and not held,
         looked_ahead=reach > 0,
+        held=held,
         anomalous=anomalous,
     )
+
+
+def _most_needed(
+    forecast: ForecastPath, now: float, horizon: float, per: float, cur: int, tol: float
+) -> int:
+    """The most replicas the forecast's provisioned quantile needs over (now, now + horizon]
+    (0 when no point of the path lies there; points that are not a number are skipped)."""
+    most = 0
+    for t, value in zip(forecast.times, forecast.value, strict=True):
+        if t <= now:
+            continue
+        if t > now + horizon:
+            break
+        if math.isfinite(value) and value >= 0:
+            most = max(most, replicas_for_average_value(value, per, cur, tol))
+    return most
 
 
 def _look_ahead(
