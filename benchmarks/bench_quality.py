@@ -57,7 +57,7 @@ def run_one(
     started = time.perf_counter()
     manifest: dict[str, Any] = read_manifest(scaler) if scaler else {}
     # Traces run in parallel jobs already: refits are not fitted ahead in more processes.
-    scalers = [manifest, {**manifest, **SIMPLE}] if simple else [manifest] if scaler else []
+    scalers = [manifest, with_simple_models(manifest)] if simple else [manifest] if scaler else []
     result = simulate(path, policies=POLICIES, scalers=scalers, fit_workers=0, quantiles=quantiles)
     out = result.to_dict()
     if simple:  # forecast:1@p60 -> forecast@p60, forecast:2 -> simple (its tracks: not shown;
@@ -70,6 +70,12 @@ def run_one(
             }
     out["seconds"] = time.perf_counter() - started
     return out
+
+
+def with_simple_models(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec with the simple forecaster: only `forecast.models` differs (the rest of a
+    `forecast:` section stays)."""
+    return {**spec, "forecast": {**(spec.get("forecast") or {}), **SIMPLE["forecast"]}}
 
 
 def _renamed(name: str) -> str:
