@@ -8,8 +8,9 @@ forecast: what these decisions reach with an exact forecast, the yardstick for m
 model that errs high can be short less often than it, at a higher cost.) The `target-oracle` is
 perfect foresight that never runs a replica above the hpa's target (80 % of capacity): the
 cheapest way to provision every step's load at the target on time, the yardstick for cost.
-Where it pays more than the hpa, no policy that keeps to the target meets the cost half of the
-bar. With --scaler, a targetPerReplica in
+Where it pays more than the hpa, a policy meets the cost half of the bar only by running
+replicas above the target (within the tolerance, as the hpa and the forecast policy both do,
+or beyond it). With --scaler, a targetPerReplica in
 the manifest sets the capacity of every trace (target / 0.8), whatever its scale.
 
     python benchmarks/bench_quality.py [--traces DIR] [--jobs 2] [--json out.json] [--simple]

@@ -382,44 +382,97 @@ class HoldCase:
     spec: dict[str, Any] = field(default_factory=dict)
     trusted: bool = True
     current: int = 10
+    reason: Reason | None = None
+    """Expected reason (default: Forecast when held)."""
+    nan_at: int | None = None
+    """Seconds ahead at which the forecast is not a number."""
+    anomaly: float | None = None
+    recommendations: tuple[tuple[float, int], ...] = ()
+    """(seconds ago, replicas)."""
+    says: str = ""
+    """A further part of the message."""
 
 
 LONG_HORIZON = {"forecast": {"horizon": "15m"}}
+NO_LOOK_AHEAD = {"forecast": {"horizon": "15m", "lookAheadScaleDown": False}}
 HOLD_CASES = {
     # Slow start-ups: a 15m horizon and the 300 s window. The peak 10 minutes ahead is past
     # the window but within the horizon: removing those replicas now would leave the peak
     # short, since new ones take the horizon to be ready.
     "peak-beyond-the-window-within-the-horizon": HoldCase(600, 8, True, LONG_HORIZON),
-    "the-hold-needs-no-look-ahead": HoldCase(
-        600, 8, True, {"forecast": {"horizon": "15m", "lookAheadScaleDown": False}}
-    ),
+    "the-hold-needs-no-look-ahead": HoldCase(600, 8, True, NO_LOOK_AHEAD),
     # Beyond the horizon a replica removed now can be back in time: released.
-    "peak-beyond-the-horizon": HoldCase(1020, 3, False, LONG_HORIZON),
+    "peak-beyond-the-horizon": HoldCase(1020, 3, False, LONG_HORIZON, reason=Reason.REACTIVE),
+    # At the horizon the forecast's own proposal asks for it: nothing to hold.
+    "peak-at-the-horizon-is-the-forecast": HoldCase(900, 8, False, LONG_HORIZON),
     # With the defaults (5m horizon, 300 s window) the look-ahead already holds it.
-    "defaults-the-window-holds-it": HoldCase(120, 8, False),
-    "untrusted-forecast-holds-nothing": HoldCase(600, 3, False, LONG_HORIZON, trusted=False),
+    "defaults-the-window-holds-it": HoldCase(120, 8, False, reason=Reason.STABILIZED),
+    "untrusted-forecast-holds-nothing": HoldCase(
+        600, 3, False, LONG_HORIZON, trusted=False, reason=Reason.REACTIVE
+    ),
+    "reactive-only-anomaly-holds-nothing": HoldCase(
+        600,
+        3,
+        False,
+        {"forecast": {"horizon": "15m"}, "anomaly": {"action": "ReactiveOnly"}},
+        anomaly=0.99,
+        reason=Reason.REACTIVE,
+    ),
     # Never more than the current count: a scale-down held, not a scale-up.
     "held-at-most-at-the-current-count": HoldCase(600, 6, True, LONG_HORIZON, current=6),
+    # A point that is not a number says nothing; the others still count.
+    "a-missing-point-is-skipped": HoldCase(600, 8, True, LONG_HORIZON, nan_at=300),
+    # The backward window keeps 5, the hold 8: both are said.
+    "the-window-then-the-hold": HoldCase(
+        600,
+        8,
+        True,
+        NO_LOOK_AHEAD,
+        recommendations=((60, 5),),
+        says="scale-down stabilized over 300s: 3 → 5",
+    ),
+    # The rate policy and minReplicas come after the hold and may keep more still.
+    "rate-limited-after-the-hold": HoldCase(
+        600,
+        9,
+        True,
+        {
+            "forecast": {"horizon": "15m"},
+            "behavior": {"scaleDown": {"policies": POD_1_PER_MIN}},
+        },
+        reason=Reason.RATE_LIMITED,
+        says="ScaleDownLimit: 8 → 9",
+    ),
+    "min-replicas-above-the-hold": HoldCase(
+        600, 9, True, {**LONG_HORIZON, "minReplicas": 9}, reason=Reason.MIN_REPLICAS
+    ),
 }
 
 
 @pytest.mark.parametrize("case", list(HOLD_CASES.values()), ids=list(HOLD_CASES))
 def test_scale_down_holds_what_the_forecast_needs_within_the_horizon(case: HoldCase) -> None:
+    values = {case.peak_at: 80.0}
+    if case.nan_at is not None:
+        values[case.nan_at] = NAN
     obs = Observation(
         now=NOW,
         current_replicas=case.current,
         load=30.0,
-        forecast=_path({case.peak_at: 80.0}),
+        forecast=_path(values),
         forecast_trusted=case.trusted,
+        anomaly_score=case.anomaly,
+        memory=Memory(
+            recommendations=tuple(Recommendation(NOW - a, n) for a, n in case.recommendations)
+        ),
     )
     d = decide(make_spec(case.spec), obs)
     assert (d.desired_replicas, d.held) == (case.expected, case.held), d.message
+    assert d.reason == (case.reason or Reason.FORECAST), d.message
     if case.held:
-        assert d.reason == Reason.FORECAST and not d.stabilized
-        assert f"scale-down held at {case.expected}: the p90 forecast needs" in d.message
-        assert "within 15m, before a replica removed now could be back" in d.message
-    if not case.trusted:  # untrusted with no memory: the reactive count at once
-        assert d.reason == Reason.REACTIVE
+        need = min(8, case.current)
+        assert f"scale-down held at {need}: the p90 forecast needs {need} within 15m" in d.message
+        assert "before a replica removed now could be back" in d.message
+    assert case.says in d.message
 
 
 def observation(case: Case) -> Observation:

@@ -10,8 +10,15 @@ import pytest
 
 from forecastscaler.models.naive import LastValue
 from forecastscaler.operator.api import ForecastScalerSpec
+from forecastscaler.operator.decision import ForecastPath, Observation, decide
 from forecastscaler.operator.forecasting import path_from_model
-from forecastscaler.operator.reconcile import ObjectState, Outcome, merge_patch, wanted_conditions
+from forecastscaler.operator.reconcile import (
+    ObjectState,
+    Outcome,
+    headline,
+    merge_patch,
+    wanted_conditions,
+)
 
 PATCHES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
     "equal-is-empty": ({"a": 1, "b": {"c": 2}}, {"a": 1, "b": {"c": 2}}, {}),
@@ -94,3 +101,30 @@ def test_forecast_ready_is_unknown_only_while_the_first_fit_runs(
     out = Outcome(spec=spec, forecast_problem=problem)
     ready = {w.type: w for w in wanted_conditions(out, ObjectState())}["ForecastReady"]
     assert (ready.status, ready.reason) == (status, problem[0])
+
+
+def test_a_held_scale_down_says_so_in_events_and_conditions() -> None:
+    """A scale-down held for what the forecast needs within a long horizon: the Event's
+    headline and AbleToScale give the hold, not the forecast at the horizon (which asks for
+    fewer)."""
+    spec = ForecastScalerSpec.model_validate(
+        {
+            "scaleTargetRef": {"kind": "Deployment", "name": "web"},
+            "maxReplicas": 20,
+            "metric": {"query": "q", "targetPerReplica": 10},
+            "forecast": {"horizon": "15m"},
+        }
+    )
+    now = 10_000.0
+    times = tuple(now + i for i in range(0, 1201, 60))
+    values = tuple(80.0 if t == now + 600 else 30.0 for t in times)
+    path = ForecastPath(times, values, values, values, values, 0.9, "test")
+    d = decide(spec, Observation(now=now, current_replicas=10, load=30.0, forecast=path))
+    assert (d.desired_replicas, d.held) == (8, True)
+    assert headline(spec, d) == (
+        "scale-down held at 8: the p90 forecast needs it within 15m, 10 per replica"
+    )
+    out = Outcome(spec=spec, decision=d, forecast=path, applied=True)
+    able = {w.type: w for w in wanted_conditions(out, ObjectState())}["AbleToScale"]
+    assert (able.status, able.reason) == ("True", "ScaleDownStabilized")
+    assert able.message == "the forecast within the 15m horizon needs more: holding at 8"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from forecastscaler.simulator import simulate
 from forecastscaler.simulator.api import make_policies
 from forecastscaler.simulator.engine import replay
 from forecastscaler.simulator.perfect import PerfectForecastPolicy
+from forecastscaler.simulator.scores import step_frame
 from forecastscaler.simulator.world import World
 
 
@@ -86,6 +88,26 @@ def test_a_replay_holds_through_an_outage_and_is_never_short_where_the_hpa_is(
     result = simulate(_csv(world, tmp_path / "t.csv"), policies=["perfect", "hpa"])
     assert result.scores["perfect"]["underprovisioned_fraction"] == 0
     assert result.scores["hpa"]["underprovisioned_fraction"] > 0
+
+
+@pytest.mark.parametrize("step", [300.0, 900.0, 3600.0], ids=["5m", "15m", "1h"])
+def test_an_exact_forecast_is_never_short_on_coarse_steps_with_peaks(step: float) -> None:
+    """One-step peaks on coarse steps, where the horizon (startup + interval + step) is longer
+    than the scale-down window: a scale-down must keep what a peak within the horizon needs,
+    since a replica removed now cannot be back before it."""
+    world = _world(step, n=600, period=48)
+    rng = np.random.default_rng(11)
+    load = world.load.copy()
+    peaks = rng.choice(np.arange(world.first_replayed, world.n), size=40, replace=False)
+    load[peaks] *= 1.6
+    load.setflags(write=False)
+    world = replace(world, load=load)
+    policy = _perfect(world)
+    frame = step_frame(world, replay(world, policy))
+    scored = frame[frame["scored"]]
+    assert not scored["short"].any(), scored[scored["short"]].index[:5]
+    held = policy.sync_frame()["held"]
+    assert held.dtype == bool and (held.any() or step == 300.0)  # the log says when it held
 
 
 def test_perfect_runs_each_manifest_as_the_forecast_policy_does(tmp_path: Path) -> None:

@@ -211,7 +211,8 @@ class ForecastSpec(_Model):
             "forecast over the next behavior.scaleDown.stabilizationWindowSeconds (as far as "
             "the forecast reaches) needs fewer, rather than after the window of past "
             "recommendations has passed. The HPA waits to see whether a drop lasts; the "
-            "forecast says so. false: always the HPA's backward window."
+            "forecast says so. false: always the HPA's backward window (a scale-down still "
+            "keeps what the trusted forecast needs within the horizon)."
         ),
     )
     retrain_interval: Duration = Field(

@@ -684,6 +684,11 @@ def headline(spec: ForecastScalerSpec, d: Decision) -> str:
     per = f"{spec.metric.target_per_replica:g} per replica"
     horizon = format_duration(parse_duration(spec.forecast.horizon))
     q = round(spec.forecast.quantile * 100)
+    if d.reason == Reason.FORECAST and d.held:
+        return (
+            f"scale-down held at {d.desired_replicas}: the p{q} forecast needs it within "
+            f"{horizon}, {per}"
+        )
     if d.reason == Reason.FORECAST and d.forecast_value is not None:
         return f"p{q} forecast {d.forecast_value:.4g} in {horizon}, {per}"
     if d.reason == Reason.REACTIVE and d.load is not None:
@@ -813,6 +818,15 @@ def wanted_conditions(out: Outcome, state: ObjectState) -> list[cond.Wanted]:
     elif d is not None:
         if spec.mode == "DryRun":
             add("AbleToScale", "True", "DryRun", f"DryRun: would ask for {d.desired_replicas}")
+        elif d.held:
+            horizon = format_duration(parse_duration(spec.forecast.horizon))
+            add(
+                "AbleToScale",
+                "True",
+                "ScaleDownStabilized",
+                f"the forecast within the {horizon} horizon needs more: "
+                f"holding at {d.desired_replicas}",
+            )
         elif d.stabilized:
             down = (d.recommendation or 0) < d.current_replicas
             if down and d.looked_ahead:

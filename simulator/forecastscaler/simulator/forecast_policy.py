@@ -103,6 +103,8 @@ class SyncRecord:
     anomalous: bool
     trusted: bool
     model: str
+    held: bool = False
+    """A scale-down held for what the forecast needs within the horizon."""
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,7 @@ class RecordedPolicy:
                 anomalous=d.anomalous,
                 trusted=trusted,
                 model=model,
+                held=d.held,
             )
         )
 
