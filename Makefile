@@ -1,11 +1,20 @@
 # The two commands of the README, and housekeeping.
-.PHONY: demo test setup down clean-state crd
+.PHONY: demo test lint unit setup down clean-state crd
 
 demo:            ## set up, start the local cluster + Prometheus + operator, show it scaling live
 	bash scripts/demo.sh
 
 test:            ## set up and run every check (lint, types, unit and cluster tests)
 	bash scripts/test.sh
+
+lint:            ## the fast static checks: ruff, format, mypy (strict), the import-layer contracts
+	ruff check .
+	ruff format --check .
+	mypy
+	lint-imports
+
+unit:            ## the tests that need no cluster (the fast loop)
+	python3 -m pytest -m "not cluster" -q
 
 setup:
 	bash scripts/setup.sh

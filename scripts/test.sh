@@ -13,6 +13,8 @@ eval "$(bash scripts/local-prometheus.sh env)"
 echo "[test] ruff" >&2
 ruff check .
 ruff format --check .
+echo "[test] import layers" >&2
+lint-imports
 echo "[test] mypy" >&2
 mypy
 echo "[test] pytest" >&2
