@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from forecastscaler.core.api import ForecastScalerSpec
+from forecastscaler.core.decision import ForecastPath, Observation, decide, initial_memory
 from forecastscaler.models.ensemble import Ensemble
 from forecastscaler.models.selection import make_forecaster
-from forecastscaler.operator.api import ForecastScalerSpec
-from forecastscaler.operator.decision import ForecastPath, Observation, decide, initial_memory
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "traces" / "alibaba2018_cpu_30s.csv"
 STEPS = 7 * 24 * 60

@@ -48,7 +48,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 
-from forecastscaler.operator.api import (
+from forecastscaler.core.api import (
     GROUP,
     KIND,
     VERSION,

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from forecastscaler.operator.api import (
+from forecastscaler.core.api import (
     ForecastScaler,
     ForecastScalerSpec,
     format_duration,

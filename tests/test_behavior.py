@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from forecastscaler.operator.api import Behavior, ScalingPolicy
-from forecastscaler.operator.behavior import (
+from forecastscaler.core.api import Behavior, ScalingPolicy
+from forecastscaler.core.behavior import (
     DEFAULT_SCALE_DOWN,
     DEFAULT_SCALE_UP,
     Recommendation,

@@ -16,13 +16,13 @@ from typing import Any, Protocol, TypeVar
 
 import pytest
 
-from forecastscaler.operator.api import ForecastScalerSpec, parse_duration
-from forecastscaler.operator.behavior import (
+from forecastscaler.core.api import ForecastScalerSpec, parse_duration
+from forecastscaler.core.behavior import (
     Recommendation,
     ScaleEvent,
     replicas_for_average_value,
 )
-from forecastscaler.operator.decision import (
+from forecastscaler.core.decision import (
     Decision,
     ForecastPath,
     Memory,

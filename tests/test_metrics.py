@@ -5,9 +5,9 @@ from __future__ import annotations
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from forecastscaler.operator.decision import Decision, Reason
+from forecastscaler.core.decision import Decision, Reason
+from forecastscaler.core.trust import Accuracy
 from forecastscaler.operator.metrics import Metrics
-from forecastscaler.operator.trust import Accuracy
 
 
 def samples(m: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

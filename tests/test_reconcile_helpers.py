@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from forecastscaler.core.api import ForecastScalerSpec
+from forecastscaler.core.decision import ForecastPath, Observation, decide
 from forecastscaler.models.naive import LastValue
-from forecastscaler.operator.api import ForecastScalerSpec
-from forecastscaler.operator.decision import ForecastPath, Observation, decide
 from forecastscaler.operator.forecasting import path_from_model
 from forecastscaler.operator.reconcile import (
     ObjectState,

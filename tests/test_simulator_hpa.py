@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecastscaler.operator.api import Behavior, ForecastScalerSpec
-from forecastscaler.operator.behavior import replicas_for_average_value
-from forecastscaler.operator.decision import Observation, decide, initial_memory, remember
+from forecastscaler.core.api import Behavior, ForecastScalerSpec
+from forecastscaler.core.behavior import replicas_for_average_value
+from forecastscaler.core.decision import Observation, decide, initial_memory, remember
 from forecastscaler.simulator.engine import replay
 from forecastscaler.simulator.hpa import Hpa, HpaPolicy
 from forecastscaler.simulator.world import World

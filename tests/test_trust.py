@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from forecastscaler.operator.api import ForecastScalerSpec
-from forecastscaler.operator.decision import ForecastPath, Observation, Reason, decide
-from forecastscaler.operator.trust import (
+from forecastscaler.core.api import ForecastScalerSpec
+from forecastscaler.core.decision import ForecastPath, Observation, Reason, decide
+from forecastscaler.core.trust import (
     AccuracyTracker,
     judge,
     new_tracker,

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from forecastscaler.operator.api import (
+from forecastscaler.core.api import (
     GROUP,
     KIND,
     PLURAL,

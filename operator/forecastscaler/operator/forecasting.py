@@ -14,13 +14,13 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
+from forecastscaler.core.api import ForecastScalerSpec, parse_duration
+from forecastscaler.core.decision import ForecastPath
 from forecastscaler.models.anomaly import residual_score
 from forecastscaler.models.base import FloatArray, Forecaster, InsufficientHistory
 from forecastscaler.models.detector import StreamingDetector
 from forecastscaler.models.ensemble import Ensemble
 from forecastscaler.models.selection import make_forecaster
-from forecastscaler.operator.api import ForecastScalerSpec, parse_duration
-from forecastscaler.operator.decision import ForecastPath
 
 # The prediction interval shown in status and used to judge surprise.
 INTERVAL = (0.1, 0.9)

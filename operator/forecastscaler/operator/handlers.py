@@ -18,7 +18,7 @@ from typing import Any
 import kopf
 from kubernetes import client, config
 
-from forecastscaler.operator.api import GROUP, PLURAL, VERSION
+from forecastscaler.core.api import GROUP, PLURAL, VERSION
 from forecastscaler.operator.kube import Kube, load_credentials
 from forecastscaler.operator.reconcile import ObjectState, Reconciler, Services
 from forecastscaler.operator.settings import OperatorConfig

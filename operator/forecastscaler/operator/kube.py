@@ -23,7 +23,7 @@ from kubernetes.dynamic.exceptions import (
     ResourceNotFoundError,
 )
 
-from forecastscaler.operator.api import GROUP, PLURAL, VERSION, ScaleTargetRef
+from forecastscaler.core.api import GROUP, PLURAL, VERSION, ScaleTargetRef
 
 MERGE_PATCH = "application/merge-patch+json"
 

@@ -12,8 +12,8 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from forecastscaler.operator.decision import Decision
-from forecastscaler.operator.trust import Accuracy
+from forecastscaler.core.decision import Decision
+from forecastscaler.core.trust import Accuracy
 
 LABELS = ("namespace", "name")
 _DURATIONS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)

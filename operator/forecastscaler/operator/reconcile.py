@@ -20,15 +20,14 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from forecastscaler.models.base import InsufficientHistory
-from forecastscaler.operator import conditions as cond
-from forecastscaler.operator.api import (
+from forecastscaler.core import conditions as cond
+from forecastscaler.core.api import (
     Condition,
     ForecastScalerSpec,
     format_duration,
     parse_duration,
 )
-from forecastscaler.operator.decision import (
+from forecastscaler.core.decision import (
     Decision,
     ForecastPath,
     Memory,
@@ -38,6 +37,14 @@ from forecastscaler.operator.decision import (
     initial_memory,
     remember,
 )
+from forecastscaler.core.trust import (
+    Accuracy,
+    AccuracyTracker,
+    judge,
+    new_tracker,
+    remember_forecast,
+)
+from forecastscaler.models.base import InsufficientHistory
 from forecastscaler.operator.forecasting import (
     AnomalyState,
     ModelKey,
@@ -60,13 +67,6 @@ from forecastscaler.operator.kube import (
 from forecastscaler.operator.metrics import Metrics
 from forecastscaler.operator.prometheus import Endpoint, MetricError, PrometheusSource
 from forecastscaler.operator.settings import OperatorConfig
-from forecastscaler.operator.trust import (
-    Accuracy,
-    AccuracyTracker,
-    judge,
-    new_tracker,
-    remember_forecast,
-)
 
 # Posts a Kubernetes Event: (object body, type, reason, message). kopf.event in the operator.
 EventSink = Callable[[Mapping[str, Any], str, str, str], None]

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecastscaler.operator.api import ForecastScalerSpec, parse_duration
+from forecastscaler.core.api import ForecastScalerSpec, parse_duration
 from forecastscaler.simulator.engine import Policy, Replay, replay
 from forecastscaler.simulator.fit_ahead import refuse_in_bootstrapping_worker
 from forecastscaler.simulator.forecast_policy import ForecastPolicy, QuantileTrack

@@ -48,10 +48,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from forecastscaler.models.base import InsufficientHistory
-from forecastscaler.models.selection import make_forecaster
-from forecastscaler.operator.api import ForecastScalerSpec, ForecastSpec, parse_duration
-from forecastscaler.operator.decision import (
+from forecastscaler.core.api import ForecastScalerSpec, ForecastSpec, parse_duration
+from forecastscaler.core.decision import (
     Decision,
     ForecastPath,
     Memory,
@@ -60,6 +58,9 @@ from forecastscaler.operator.decision import (
     initial_memory,
     remember,
 )
+from forecastscaler.core.trust import judge, new_tracker, remember_forecast
+from forecastscaler.models.base import InsufficientHistory
+from forecastscaler.models.selection import make_forecaster
 from forecastscaler.operator.forecasting import (
     AnomalyState,
     ModelState,
@@ -70,7 +71,6 @@ from forecastscaler.operator.forecasting import (
     paths_from_model,
     training_history,
 )
-from forecastscaler.operator.trust import judge, new_tracker, remember_forecast
 from forecastscaler.simulator.fit_ahead import FitAhead
 from forecastscaler.simulator.world import FloatArray, PastView, World
 

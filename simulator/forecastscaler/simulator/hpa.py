@@ -14,7 +14,7 @@ reconcileAutoscaler), written out so the baseline is unambiguous:
    15 s) and [min, max].
 5. Scale when the count changes, and remember the change for the rate policies.
 
-Steps 4 and 5 are the operator's own port of the controller (`forecastscaler.operator.behavior`);
+Steps 4 and 5 are the operator's own port of the controller (`forecastscaler.core.behavior`);
 so is the memory (seeded with the current count, like the controller's first sync). With
 `behavior` left at the defaults this is exactly what `decide` does with no forecast, which a test
 checks. The controller syncs every 15 s (`--horizontal-pod-autoscaler-sync-period`).
@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from forecastscaler.operator.api import Behavior
-from forecastscaler.operator.behavior import (
+from forecastscaler.core.api import Behavior
+from forecastscaler.core.behavior import (
     Recommendation,
     Rules,
     ScaleEvent,

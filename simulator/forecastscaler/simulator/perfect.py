@@ -18,8 +18,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from forecastscaler.operator.api import ForecastScalerSpec, parse_duration
-from forecastscaler.operator.decision import ForecastPath, Memory, Observation
+from forecastscaler.core.api import ForecastScalerSpec, parse_duration
+from forecastscaler.core.decision import ForecastPath, Memory, Observation
 from forecastscaler.simulator.forecast_policy import RecordedPolicy, SyncRecord
 from forecastscaler.simulator.world import PastView, World
 

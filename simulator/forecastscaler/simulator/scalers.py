@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from forecastscaler.operator.api import (
+from forecastscaler.core.api import (
     ForecastScalerSpec,
     default_history,
     format_duration,

@@ -16,8 +16,8 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from forecastscaler.operator.api import ForecastScalerSpec, parse_duration
-from forecastscaler.operator.decision import Decision
+from forecastscaler.core.api import ForecastScalerSpec, parse_duration
+from forecastscaler.core.decision import Decision
 
 # Trust is withdrawn above this ratio of forecast to last-value error, and given back below
 # the second one.

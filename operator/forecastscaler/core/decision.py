@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from forecastscaler.operator.api import ForecastScalerSpec, format_duration, parse_duration
-from forecastscaler.operator.behavior import (
+from forecastscaler.core.api import ForecastScalerSpec, format_duration, parse_duration
+from forecastscaler.core.behavior import (
     LimitReason,
     Recommendation,
     ScaleEvent,

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from forecastscaler.operator.api import Behavior, ScalingPolicy, ScalingRules
+from forecastscaler.core.api import Behavior, ScalingPolicy, ScalingRules
 
 SelectPolicy = Literal["Max", "Min", "Disabled"]
 
