@@ -10,8 +10,8 @@ import pytest
 
 from forecastscaler.core.api import ForecastScalerSpec
 from forecastscaler.core.decision import ForecastPath, Observation, decide
+from forecastscaler.core.model import path_from_model
 from forecastscaler.models.naive import LastValue
-from forecastscaler.operator.forecasting import path_from_model
 from forecastscaler.operator.reconcile import (
     ObjectState,
     Outcome,

@@ -37,6 +37,16 @@ from forecastscaler.core.decision import (
     initial_memory,
     remember,
 )
+from forecastscaler.core.model import (
+    AnomalyState,
+    ModelKey,
+    ModelState,
+    anomaly_score,
+    combined_score,
+    first_model,
+    model_key,
+    rfc3339,
+)
 from forecastscaler.core.trust import (
     Accuracy,
     AccuracyTracker,
@@ -45,18 +55,7 @@ from forecastscaler.core.trust import (
     remember_forecast,
 )
 from forecastscaler.models.base import InsufficientHistory
-from forecastscaler.operator.forecasting import (
-    AnomalyState,
-    ModelKey,
-    ModelState,
-    anomaly_score,
-    combined_score,
-    first_model,
-    forecast_path,
-    model_key,
-    refresh,
-    rfc3339,
-)
+from forecastscaler.operator.forecasting import forecast_path, refresh
 from forecastscaler.operator.kube import (
     ConflictingAutoscaler,
     Kube,

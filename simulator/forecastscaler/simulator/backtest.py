@@ -54,10 +54,10 @@ import numpy.typing as npt
 import pandas as pd
 
 from forecastscaler.core.api import default_history, format_duration, parse_duration
+from forecastscaler.core.model import INTERVAL
 from forecastscaler.models import selection
 from forecastscaler.models.base import FloatArray, Forecaster
 from forecastscaler.models.history import regularize
-from forecastscaler.operator.forecasting import INTERVAL
 from forecastscaler.simulator.api import parse_warmup
 from forecastscaler.simulator.traces import Trace, TraceError, load_trace
 

@@ -58,10 +58,7 @@ from forecastscaler.core.decision import (
     initial_memory,
     remember,
 )
-from forecastscaler.core.trust import judge, new_tracker, remember_forecast
-from forecastscaler.models.base import InsufficientHistory
-from forecastscaler.models.selection import make_forecaster
-from forecastscaler.operator.forecasting import (
+from forecastscaler.core.model import (
     AnomalyState,
     ModelState,
     anomaly_score,
@@ -71,6 +68,9 @@ from forecastscaler.operator.forecasting import (
     paths_from_model,
     training_history,
 )
+from forecastscaler.core.trust import judge, new_tracker, remember_forecast
+from forecastscaler.models.base import InsufficientHistory
+from forecastscaler.models.selection import make_forecaster
 from forecastscaler.simulator.fit_ahead import FitAhead
 from forecastscaler.simulator.world import FloatArray, PastView, World
 
