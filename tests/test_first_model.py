@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from forecastscaler.core.model import AnomalyState, first_model, training_history
+from forecastscaler.core.model import AnomalyState, training_history
 from forecastscaler.models.selection import make_forecaster
+from forecastscaler.operator.forecasting import first_model
 
 
 def _history(n: int = 3000) -> pd.Series:

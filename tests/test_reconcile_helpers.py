@@ -1,4 +1,4 @@
-"""Pure helpers of the operator's sync: status merge patches and the forecast path."""
+"""Pure parts of the sync: status merge patches, the forecast path, conditions."""
 
 from __future__ import annotations
 
@@ -12,13 +12,8 @@ from forecastscaler.core.api import ForecastScalerSpec
 from forecastscaler.core.decision import ForecastPath, Observation, decide
 from forecastscaler.core.model import path_from_model
 from forecastscaler.models.naive import LastValue
-from forecastscaler.operator.reconcile import (
-    ObjectState,
-    Outcome,
-    headline,
-    merge_patch,
-    wanted_conditions,
-)
+from forecastscaler.core.status import headline, merge_patch, wanted_conditions
+from forecastscaler.core.sync import Problem, Sync, SyncState
 
 PATCHES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
     "equal-is-empty": ({"a": 1, "b": {"c": 2}}, {"a": 1, "b": {"c": 2}}, {}),
@@ -98,8 +93,9 @@ def test_forecast_ready_is_unknown_only_while_the_first_fit_runs(
             "metric": {"query": "q", "targetPerReplica": 10},
         }
     )
-    out = Outcome(spec=spec, forecast_problem=problem)
-    ready = {w.type: w for w in wanted_conditions(out, ObjectState())}["ForecastReady"]
+    out = Sync(spec, SyncState(), 0.0)
+    out.forecast_problem = Problem(*problem)
+    ready = {w.type: w for w in wanted_conditions(out)}["ForecastReady"]
     assert (ready.status, ready.reason) == (status, problem[0])
 
 
@@ -124,7 +120,8 @@ def test_a_held_scale_down_says_so_in_events_and_conditions() -> None:
     assert headline(spec, d) == (
         "scale-down held at 8: the p90 forecast needs it within 15m, 10 per replica"
     )
-    out = Outcome(spec=spec, decision=d, forecast=path, applied=True)
-    able = {w.type: w for w in wanted_conditions(out, ObjectState())}["AbleToScale"]
+    out = Sync(spec, SyncState(), now)
+    out.decision, out.forecast, out.applied = d, path, True
+    able = {w.type: w for w in wanted_conditions(out)}["AbleToScale"]
     assert (able.status, able.reason) == ("True", "ScaleDownStabilized")
     assert able.message == "the forecast within the 15m horizon needs more: holding at 8"

@@ -5,7 +5,6 @@ in its bounded pool (operator/forecasting.py), the simulator calls them directly
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,7 +18,6 @@ from forecastscaler.models.anomaly import residual_score
 from forecastscaler.models.base import FloatArray, Forecaster, InsufficientHistory
 from forecastscaler.models.detector import StreamingDetector
 from forecastscaler.models.ensemble import Ensemble
-from forecastscaler.models.selection import make_forecaster
 
 # The prediction interval shown in status and used to judge surprise.
 INTERVAL = (0.1, 0.9)
@@ -109,9 +107,14 @@ class ModelState:
     @property
     def model_name(self) -> str:
         """The model as status shows it: the ensemble's members with their weights."""
-        if isinstance(self.model, Ensemble):
-            return self.model.summary or self.model.name
-        return self.model.name if self.model is not None else ""
+        return model_name(self.model) if self.model is not None else ""
+
+
+def model_name(model: Forecaster) -> str:
+    """A fitted model as status shows it: the ensemble's members with their weights."""
+    if isinstance(model, Ensemble):
+        return model.summary or model.name
+    return model.name
 
 
 class AnomalyState:
@@ -182,32 +185,6 @@ def training_history(history: pd.Series, flagged: Sequence[pd.Timestamp]) -> pd.
     values = history.to_numpy(dtype=np.float64, copy=True)
     values[pd.DatetimeIndex(history.index).isin(list(flagged))] = np.nan
     return pd.Series(values, index=history.index)
-
-
-def _fit(names: tuple[str, ...], steps: int, history: pd.Series) -> tuple[Forecaster, float]:
-    started = time.perf_counter()  # timed in the worker: queueing is not fitting
-    model = make_forecaster(names, steps).fit(history)
-    return model, time.perf_counter() - started
-
-
-def first_model(
-    anomaly: AnomalyState | None,
-    history: pd.Series,
-    threshold: float,
-    names: tuple[str, ...],
-    steps: int,
-) -> tuple[AnomalyState | None, float | None, Forecaster, float]:
-    """A new object's first detector pass and first fit, in one background job (the detector
-    first, so its anomalous steps are left out of the fit): (detector, its score for the
-    newest step, the fitted model, the fit's seconds in the worker)."""
-    score = anomaly.observe(history, threshold) if anomaly is not None else None
-    flagged = anomaly.flagged if anomaly is not None else ()
-    model, seconds = _fit(names, steps, training_history(history, flagged))
-    return anomaly, score, model, seconds
-
-
-def _update(model: Forecaster, history: pd.Series) -> Forecaster:
-    return model.update(history)
 
 
 def path_from_model(
@@ -307,7 +284,6 @@ __all__ = [
     "ModelState",
     "anomaly_score",
     "combined_score",
-    "first_model",
     "horizon_steps",
     "model_key",
     "path_from_model",

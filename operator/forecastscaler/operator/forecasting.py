@@ -1,58 +1,84 @@
-"""The operator's glue around the model adapter (forecastscaler.core.model): refits, updates and
-predicts run in the bounded fit pool, never on the event loop."""
+"""The operator's glue around the model work of the sync step: refits, updates, predicts and
+the detector run in the bounded fit pool, never on the event loop, and are timed there (the
+pure step reads no clock)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import time
 from concurrent.futures import Executor
+from dataclasses import replace
+from typing import Any
 
 import pandas as pd
 
-from forecastscaler.core.api import ForecastScalerSpec, parse_duration
-from forecastscaler.core.decision import ForecastPath
-from forecastscaler.core.model import ModelState, _fit, _update, path_from_model, training_history
+from forecastscaler.core.model import AnomalyState, ModelKey, training_history
+from forecastscaler.core.sync import ModelResult, ModelWork, run_model_work
+from forecastscaler.models.base import Forecaster
+from forecastscaler.models.selection import make_forecaster
 
 
-async def refresh(
-    state: ModelState,
-    spec: ForecastScalerSpec,
-    now: float,
-    pool: Executor,
-    flagged: Sequence[pd.Timestamp] = (),
+def _timed(work: ModelWork) -> ModelResult:
+    """run_model_work, with the refit's seconds measured in the worker (queueing is not
+    fitting)."""
+    started = time.perf_counter()
+    laps: dict[str, float] = {}
+
+    def lap(phase: str) -> None:
+        laps[phase] = time.perf_counter() - started
+
+    result = run_model_work(work, lap=lap)
+    return replace(result, seconds=laps["fit"]) if "fit" in laps else result
+
+
+async def model_work(work: ModelWork, pool: Executor) -> ModelResult:
+    """The sync's model work, in the fit pool."""
+    return await asyncio.get_running_loop().run_in_executor(pool, _timed, work)
+
+
+async def observe_detector(
+    anomaly: AnomalyState, history: pd.Series, threshold: float, pool: Executor
 ) -> float | None:
-    """Refit (on schedule or when the spec changed) or update the model, in the pool; the
-    seconds the refit took (in the worker), or None when it only updated. Steps in `flagged`
-    (anomalies) are left out of the refit. Raises InsufficientHistory when even the simplest
-    model cannot fit."""
+    """Feed the detector the history's new steps, in the fit pool (it refits a forest now and
+    then); its score for the newest step."""
     loop = asyncio.get_running_loop()
-    key = state.key
-    assert key is not None
-    retrain = parse_duration(spec.forecast.retrain_interval)
-    if state.needs_refit(key, now, retrain):
-        history = training_history(state.history, flagged)
-        model, seconds = await loop.run_in_executor(
-            pool, _fit, key.models, key.horizon_steps, history
-        )
-        state.model, state.fitted_at = model, now
-        state.fits += 1
-        return seconds
-    assert state.model is not None
-    await loop.run_in_executor(pool, _update, state.model, state.history)
-    return None
+    return await loop.run_in_executor(pool, anomaly.observe, history, threshold)
 
 
-async def forecast_path(
-    state: ModelState, spec: ForecastScalerSpec, now: float, pool: Executor
-) -> ForecastPath | None:
-    """path_from_model for the operator's cached model, computed in the pool."""
-    if state.model is None or not len(state.history):
-        return None
-    loop = asyncio.get_running_loop()
-    end = pd.Timestamp(state.history.index[-1]).timestamp()
-    return await loop.run_in_executor(
-        pool, path_from_model, state.model, state.model_name, spec, now, end
+def _fit(names: tuple[str, ...], steps: int, history: pd.Series) -> tuple[Forecaster, float]:
+    started = time.perf_counter()  # timed in the worker: queueing is not fitting
+    model = make_forecaster(names, steps).fit(history)
+    return model, time.perf_counter() - started
+
+
+def first_model(
+    anomaly: AnomalyState | None,
+    history: pd.Series,
+    threshold: float,
+    names: tuple[str, ...],
+    steps: int,
+) -> tuple[AnomalyState | None, float | None, Forecaster, float]:
+    """A new object's first detector pass and first fit, in one background job (the detector
+    first, so its anomalous steps are left out of the fit): (detector, its score for the
+    newest step, the fitted model, the fit's seconds in the worker)."""
+    score = anomaly.observe(history, threshold) if anomaly is not None else None
+    flagged = anomaly.flagged if anomaly is not None else ()
+    model, seconds = _fit(names, steps, training_history(history, flagged))
+    return anomaly, score, model, seconds
+
+
+def first_fit(
+    pool: Executor,
+    anomaly: AnomalyState | None,
+    history: pd.Series,
+    threshold: float,
+    key: ModelKey,
+) -> asyncio.Future[Any]:
+    """Start a new object's first detector pass and fit in the background pool."""
+    job = asyncio.get_running_loop().run_in_executor(
+        pool, first_model, anomaly, history, threshold, key.models, key.horizon_steps
     )
+    return asyncio.ensure_future(job)
 
 
-__all__ = ["forecast_path", "refresh"]
+__all__ = ["first_fit", "first_model", "model_work", "observe_detector"]

@@ -1,24 +1,22 @@
-"""The ForecastScaler as a replay policy: the operator's own sync, in virtual time.
+"""The ForecastScaler as a replay policy: the operator's own sync step, in virtual time.
 
-Each sync does what `forecastscaler.operator.reconcile.Reconciler.sync` does, in its order,
-with the same functions:
+Each sync runs `forecastscaler.core.sync.Sync`, the pure step `Reconciler.sync` runs, in the same
+order (a parity test replays the bundled trace through both and compares every decision):
 
-- read: the current load (a gap is a failed read: `failures` counts them, no forecast that
-  sync) and the history window up to now (`forecast.history`, gaps omitted as Prometheus
-  omits absent samples);
-- forecast: refit with `make_forecaster` when `ModelState.needs_refit` says so (first sync, then
-  every `forecast.retrainInterval` of simulated time), `update` in between, and
-  `path_from_model` for the path; InsufficientHistory or a model error drop the model;
-- anomaly score: `forecasting.anomaly_score`, as the operator computes it (the load against
-  the previous sync's forecast, once the model's intervals are calibrated);
-- trust: `trust.judge` settles past forecasts with the load and gates the forecast on its
-  measured accuracy, and `trust.remember_forecast` keeps this sync's, as the operator does;
-- decide (`decide` with `initial_memory` on the first sync), apply (the count changes when the
-  decision says so; `mode` is treated as Active), `remember`.
+- target: the engine's replica count (`mode` is treated as Active: every decision applies);
+- metric: the current load is the last completed step's (a gap is a failed read, counted in
+  `failures`, with no forecast that sync), the history the window up to now (gaps omitted, as
+  Prometheus omits absent samples);
+- model work: `Sync.model_work` and `run_model_work`, inline; `Sync.model_done`;
+- decide: `Sync.decide` (anomaly score, trust, decision, the forecast kept for trust);
+- write: `Sync.written` (the decision memory).
 
 One shortcut, exact by construction: `update` is skipped when no step completed since the last
 sync, because the history is then unchanged and every model's `update` is a no-op on a history
 with no new point.
+
+The detector scores the whole trace in one batch before the replay (`_prepare_detector`): it is
+causal and gives the numbers the operator gets step by step.
 
 One difference, outside what is scored: the operator runs a new object's first fit in the
 background and decides on the current load until it is ready; the replay fits at its first
@@ -61,16 +59,10 @@ from forecastscaler.core.decision import (
 from forecastscaler.core.model import (
     AnomalyState,
     ModelState,
-    anomaly_score,
-    combined_score,
     model_key,
-    path_from_model,
-    paths_from_model,
     training_history,
 )
-from forecastscaler.core.trust import judge, new_tracker, remember_forecast
-from forecastscaler.models.base import InsufficientHistory
-from forecastscaler.models.selection import make_forecaster
+from forecastscaler.core.sync import Problem, Sync, SyncState, run_model_work
 from forecastscaler.simulator.fit_ahead import FitAhead
 from forecastscaler.simulator.world import FloatArray, PastView, World
 
@@ -260,15 +252,11 @@ class ForecastPolicy(RecordedPolicy):
         so two never share a name; the policy's own quantile is the policy itself)."""
         self.track_specs = {q: with_quantile(spec, q) for q in self.track_quantiles}
         self.inputs: list[SyncInput] = []
-        self._tracked: dict[float, tuple[float, ...]] = {}
-        self.key = model_key(spec, "simulator")
-        self.model = ModelState()
-        self.model.reset(self.key)
+        self.state = SyncState()
+        self.state.model.reset(model_key(spec, "simulator"))
+        self.key = self.state.model.key
+        assert self.key is not None
         self.memory: Memory | None = None
-        self.failures = 0
-        self.last_forecast: ForecastPath | None = None
-        self.accuracy = new_tracker(spec)
-        self.anomaly: AnomalyState | None = None
         self.detector_scores = pd.Series(dtype="float64")
         self.retrain = parse_duration(spec.forecast.retrain_interval)
         self.window = parse_duration(spec.forecast.history)
@@ -300,40 +288,49 @@ class ForecastPolicy(RecordedPolicy):
         self.inputs = []
         return self._first_replicas(world)
 
+    @property
+    def model(self) -> ModelState:
+        """The model and the history it has seen."""
+        return self.state.model
+
     def decide(self, now: float, past: PastView, current: int) -> int:
+        sync = Sync(self.spec, self.state, now)
+        sync.target(current)
         load = past.current_load()
-        forecast: ForecastPath | None = None
-        self._tracked = {}
         if load is None:
-            self.failures += 1
+            sync.metric_read(None, Problem("NoData", "the newest step is a gap in the trace"))
         else:
-            self.failures = 0
-            forecast = self._forecast(now, past)
-        score = self._score_anomaly(now, load, forecast)
-        trusted = judge(self.accuracy, self.spec, now, load)
+            sync.metric_read(load)
+            self._forecast(sync, now, past)
         model = self.model.model_name if self.model.model is not None else ""
         t = self._tick()
-        obs = Observation(
-            now=now,
-            current_replicas=current,
-            load=load,
-            forecast=forecast,
-            forecast_trusted=trusted,
-            anomaly_score=score,
-            consecutive_failures=self.failures,
-        )
-        d = self._step(obs, model)
-        remember_forecast(self.accuracy, self.spec, now, d)
+        d = sync.decide(self._detector_score(now))
+        assert d is not None and self.state.memory is not None
+        sync.written()
+        self.memory = self.state.memory
+        self._record(now, d, sync.load, sync.trusted, model)
         self._tock("decide", t)
         if self.track_quantiles:
-            self.inputs.append(self._input(obs, model))
+            obs = Observation(
+                now=now,
+                current_replicas=current,
+                load=sync.load,
+                forecast=sync.forecast,
+                forecast_trusted=sync.trusted,
+                anomaly_score=sync.anomaly_score,
+                consecutive_failures=self.state.failures,
+            )
+            tracked = {} if sync.paths is None else sync.paths
+            self.inputs.append(self._input(obs, model, tracked))
         return d.desired_replicas
 
-    def _input(self, obs: Observation, model: str) -> SyncInput:
+    def _input(
+        self, obs: Observation, model: str, paths_at: dict[float, ForecastPath]
+    ) -> SyncInput:
         paths = None
         f = obs.forecast
         if f is not None:
-            tracked = [self._tracked[q] for q in self.track_quantiles]
+            tracked = [paths_at[q].value for q in self.track_quantiles]
             paths = np.array([f.times, f.point, f.lower, f.upper, *tracked], dtype=np.float64)
         return SyncInput(
             now=obs.now,
@@ -348,64 +345,42 @@ class ForecastPolicy(RecordedPolicy):
 
     # The phases of a sync.
 
-    def _forecast(self, now: float, past: PastView) -> ForecastPath | None:
-        state = self.model
+    def _forecast(self, sync: Sync, now: float, past: PastView) -> None:
+        """The model work of the sync, inline: refit (or take the one fitted ahead) or update,
+        then predict at the policy's quantile and the tracked ones."""
         fresh = past.completed != self._seen
-        if fresh or state.model is None:
-            state.history = self._history(now, past)
+        if fresh or self.model.model is None:
+            sync.history_is(self._history(now, past))
             self._seen = past.completed
-        try:
-            if state.needs_refit(self.key, now, self.retrain):
-                t = self._tick()
-                training = self._training(state.history)
-                model = self.fit_ahead.take(training) if self.fit_ahead is not None else None
-                if model is None:
-                    model = make_forecaster(self.key.models, self.key.horizon_steps)
-                    model.fit(training)
-                state.model = model
-                state.fitted_at = now
-                state.fits += 1
-                self._tock("fit", t)
-                self._fit_next_ahead(now)
-            elif fresh:
-                assert state.model is not None
-                t = self._tick()
-                state.model.update(state.history)
-                self._tock("update", t)
-            if state.model is None or not len(state.history):
-                return None
-            t = self._tick()
-            end = pd.Timestamp(state.history.index[-1]).timestamp()
-            if self.track_quantiles:
-                path = self._forecast_and_track(now, end)
-            else:
-                path = path_from_model(state.model, state.model_name, self.spec, now, end)
-            self._tock("predict", t)
-            if path is None:
-                self._problem("StaleHistory")
-            return path
-        except InsufficientHistory:
-            state.model = None
-            self._problem("InsufficientHistory")
-        except Exception as exc:  # as the operator: a model bug means reactive, not a crash
-            state.model = None
-            self._problem(f"ForecastFailed: {type(exc).__name__}: {exc}")
-        return None
+        work = sync.model_work(fresh=fresh, extra_quantiles=self.track_quantiles)
+        fitted = None
+        if work.refit and self.fit_ahead is not None and work.training is not None:
+            fitted = self.fit_ahead.take(work.training)
+        result = run_model_work(work, fitted, self._lap_from(self._tick()))
+        sync.model_done(result)
+        if result.fitted:
+            self._fit_next_ahead(now)
+        problem = sync.forecast_problem
+        if problem is not None:
+            failed = problem.reason == "ForecastFailed"
+            self._problem(f"{problem.reason}: {problem.message}" if failed else problem.reason)
 
-    def _forecast_and_track(self, now: float, end: float) -> ForecastPath | None:
-        """The path, and the tracked quantiles' values kept for the tracks (one predict)."""
-        state, own = self.model, self.spec.forecast.quantile
-        assert state.model is not None
-        quantiles = (own, *self.track_quantiles)
-        paths = paths_from_model(state.model, state.model_name, self.spec, now, end, quantiles)
-        if paths is None:
-            return None
-        self._tracked = {q: paths[q].value for q in self.track_quantiles}
-        return paths[own]
+    def _lap_from(self, start: float) -> Callable[[str], None]:
+        """A lap hook adding each phase's seconds to the timings (a no-op without a clock)."""
+        last = [start]
+
+        def lap(phase: str) -> None:
+            if self.clock is not None:
+                now = self.clock()
+                self.timings.seconds[phase] += now - last[0]
+                self.timings.calls[phase] += 1
+                last[0] = now
+
+        return lap
 
     def _training(self, history: pd.Series) -> pd.Series:
-        flagged = self.anomaly.flagged if self.anomaly is not None else ()
-        return training_history(history, flagged)
+        anomaly = self.state.anomaly
+        return training_history(history, anomaly.flagged if anomaly is not None else ())
 
     def _fit_next_ahead(self, fitted_at: float) -> None:
         """Start the next refit in the worker: at the first sync a retrainInterval after this
@@ -442,7 +417,7 @@ class ForecastPolicy(RecordedPolicy):
         """Score every step the operator's detector would see, in one batch: the detector is
         causal and gives the same numbers batch or step by step, and the operator started at
         the first sync would first read `forecast.history` before it, then each new step."""
-        self.anomaly = None
+        self.state.anomaly = None
         self.detector_scores = pd.Series(dtype="float64")
         if not self.spec.anomaly.enabled:
             return
@@ -454,7 +429,7 @@ class ForecastPolicy(RecordedPolicy):
         if len(first) > state.warm_steps:
             series = series[series.index >= first.index[-state.warm_steps]]
         self.detector_scores = state.score_history(series, self.spec.anomaly.threshold, trim=False)
-        self.anomaly = state
+        self.state.anomaly = state
 
     def _detector_score(self, now: float) -> float | None:
         """The detector's score for the newest completed step at `now`, as the operator has it."""
@@ -466,13 +441,6 @@ class ForecastPolicy(RecordedPolicy):
             return None
         value = float(scores.iloc[pos - 1])
         return value if math.isfinite(value) else None
-
-    def _score_anomaly(
-        self, now: float, load: float | None, forecast: ForecastPath | None
-    ) -> float | None:
-        previous, self.last_forecast = self.last_forecast, forecast
-        residual = anomaly_score(self.spec, self.model, previous, load, now)
-        return combined_score(self._detector_score(now), residual)
 
     # Bookkeeping.
 
