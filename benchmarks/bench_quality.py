@@ -175,6 +175,14 @@ def report(results: list[dict[str, Any]], elapsed: str, scaler_given: bool) -> N
             f"perfect foresight that never runs a replica above the target (target-oracle) "
             f"costs no more than the hpa on {passes['target-oracle']} of {len(results)} traces"
         )
+    _simple_line(results)
+    _forecast_lines(results)
+    if results and any("@" in k for k in results[0]["policies"]):
+        print_tradeoff(results, scaler_given=scaler_given)
+
+
+def _simple_line(results: list[dict[str, Any]]) -> None:
+    """How often the ensemble is no worse than the simple forecaster on both counts."""
     simple_better = sum(
         r["policies"]["forecast"]["underprovisioned_fraction"]
         <= r["policies"]["simple"]["underprovisioned_fraction"]
@@ -187,6 +195,10 @@ def report(results: list[dict[str, Any]], elapsed: str, scaler_given: bool) -> N
             f"ensemble no worse than the simple forecaster on both shortage and cost on "
             f"{simple_better} of {len(results)} traces"
         )
+
+
+def _forecast_lines(results: list[dict[str, Any]]) -> None:
+    """The forecast's own accuracy per trace."""
     for res in results:
         for name in ("forecast", "simple"):
             f = res["policies"].get(name) or {}
@@ -198,8 +210,6 @@ def report(results: list[dict[str, Any]], elapsed: str, scaler_given: bool) -> N
                     f"step {res['step_seconds']:g}s, startup {res['startup_seconds']:g}s "
                     f"({res['seconds']:.0f}s)"
                 )
-    if results and any("@" in k for k in results[0]["policies"]):
-        print_tradeoff(results, scaler_given=scaler_given)
 
 
 def print_tradeoff(results: list[dict[str, Any]], scaler_given: bool) -> None:

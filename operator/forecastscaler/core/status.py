@@ -308,6 +308,20 @@ def able_to_scale_condition(sync: Sync) -> cond.Wanted | None:
         return cond.Wanted(
             "AbleToScale", "True", "DryRun", f"DryRun: would ask for {d.desired_replicas}"
         )
+    held = _held_condition(spec, d)
+    if held is not None:
+        return held
+    if sync.applied:
+        return cond.Wanted(
+            "AbleToScale", "True", "SucceededRescale", f"scaled to {d.desired_replicas}"
+        )
+    return cond.Wanted(
+        "AbleToScale", "True", "ReadyForNewScale", "the target's scale can be changed"
+    )
+
+
+def _held_condition(spec: ForecastScalerSpec, d: Decision) -> cond.Wanted | None:
+    """AbleToScale when the forecast's hold or a stabilization window kept the count."""
     if d.held:
         horizon = format_duration(parse_duration(spec.forecast.horizon))
         return cond.Wanted(
@@ -317,21 +331,15 @@ def able_to_scale_condition(sync: Sync) -> cond.Wanted | None:
             f"the forecast within the {horizon} horizon needs more: "
             f"holding at {d.desired_replicas}",
         )
-    if d.stabilized:
-        down = (d.recommendation or 0) < d.current_replicas
-        if down and d.looked_ahead:
-            why = "the forecast over the scale-down window needs more"
-        else:
-            why = f"recent recommendations were {'higher' if down else 'lower'}"
-        reason = "ScaleDownStabilized" if down else "ScaleUpStabilized"
-        return cond.Wanted("AbleToScale", "True", reason, f"{why}: holding at {d.desired_replicas}")
-    if sync.applied:
-        return cond.Wanted(
-            "AbleToScale", "True", "SucceededRescale", f"scaled to {d.desired_replicas}"
-        )
-    return cond.Wanted(
-        "AbleToScale", "True", "ReadyForNewScale", "the target's scale can be changed"
-    )
+    if not d.stabilized:
+        return None
+    down = (d.recommendation or 0) < d.current_replicas
+    if down and d.looked_ahead:
+        why = "the forecast over the scale-down window needs more"
+    else:
+        why = f"recent recommendations were {'higher' if down else 'lower'}"
+    reason = "ScaleDownStabilized" if down else "ScaleUpStabilized"
+    return cond.Wanted("AbleToScale", "True", reason, f"{why}: holding at {d.desired_replicas}")
 
 
 def anomaly_condition(sync: Sync) -> cond.Wanted:

@@ -161,26 +161,33 @@ class Metrics:
         if anomaly_score is not None:
             self.anomaly.labels(*key).set(anomaly_score)
         if decision is not None:
-            self.desired.labels(*key).set(decision.desired_replicas)
-            self.decisions.labels(*key, decision.reason.value).inc()
-            at = decision.forecast_at_horizon
-            if at is not None:
-                value, point, lower, upper = at
-                q = f"{quantile:g}"
-                for level, band in (("0.1", lower), ("0.5", point), ("0.9", upper)):
-                    if level != q:
-                        self.forecast.labels(*key, level, "false").set(band)
-                self.forecast.labels(*key, q, "true").set(value)
+            self._observe_decision(key, decision, quantile)
         if accuracy is not None and accuracy.samples:
-            pairs: tuple[tuple[Gauge, float | None], ...] = (
-                (self.forecast_error, accuracy.forecast_mae),
-                (self.naive_error, accuracy.naive_mae),
-                (self.coverage, accuracy.coverage),
-                (self.interval_coverage, accuracy.interval_coverage),
-            )
-            for gauge, v in pairs:
-                if v is not None:
-                    gauge.labels(*key).set(v)
+            self._observe_accuracy(key, accuracy)
+
+    def _observe_decision(self, key: tuple[str, str], decision: Decision, quantile: float) -> None:
+        self.desired.labels(*key).set(decision.desired_replicas)
+        self.decisions.labels(*key, decision.reason.value).inc()
+        at = decision.forecast_at_horizon
+        if at is None:
+            return
+        value, point, lower, upper = at
+        q = f"{quantile:g}"
+        for level, band in (("0.1", lower), ("0.5", point), ("0.9", upper)):
+            if level != q:
+                self.forecast.labels(*key, level, "false").set(band)
+        self.forecast.labels(*key, q, "true").set(value)
+
+    def _observe_accuracy(self, key: tuple[str, str], accuracy: Accuracy) -> None:
+        pairs: tuple[tuple[Gauge, float | None], ...] = (
+            (self.forecast_error, accuracy.forecast_mae),
+            (self.naive_error, accuracy.naive_mae),
+            (self.coverage, accuracy.coverage),
+            (self.interval_coverage, accuracy.interval_coverage),
+        )
+        for gauge, v in pairs:
+            if v is not None:
+                gauge.labels(*key).set(v)
 
     def forget(self, namespace: str, name: str) -> None:
         """Drop every series of a deleted ForecastScaler."""
