@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
 import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -109,3 +113,76 @@ def events(api: client.ApiClient, namespace: str, name: str) -> list[Any]:
         .items
     )
     return list(items)
+
+
+class OperatorProcess:
+    """The operator as the `operator` fixture runs it (Kopf's `run --standalone` of
+    forecastscaler.operator.handlers, watching one namespace, with the admin kubeconfig), but
+    in a process of its own: KopfRunner runs it in a thread of the test process, which cannot
+    be killed and started again, and a restart is what a crashed, evicted or rescheduled
+    operator pod goes through. Every start appends to the same log."""
+
+    def __init__(
+        self,
+        kubeconfig: str,
+        prometheus_url: str,
+        namespace: str,
+        log: Path,
+        module: str = "forecastscaler.operator.handlers",
+    ) -> None:
+        self.kubeconfig, self.prometheus_url, self.namespace = kubeconfig, prometheus_url, namespace
+        self.log, self.module = log, module
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.starts = 0
+
+    def start(self) -> OperatorProcess:
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        with socket.socket() as probe:  # a fresh port: the old one may linger in TIME_WAIT
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        env = {
+            **os.environ,
+            "KUBECONFIG": self.kubeconfig,
+            "FORECASTSCALER_PROMETHEUS_URL": self.prometheus_url,
+            "FORECASTSCALER_METRICS_PORT": str(self.port),
+        }
+        self.starts += 1
+        with self.log.open("a") as out:
+            out.write(f"--- start {self.starts} at {time.time():.3f}\n")
+            out.flush()
+            self.proc = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "kopf", "run", "--standalone"),
+                    *("--namespace", self.namespace, "-m", self.module),
+                ],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+            )
+        return self
+
+    def serving(self) -> bool:
+        """True once the startup handler serves /metrics (the operator is up)."""
+        assert self.proc is not None
+        assert self.proc.poll() is None, f"the operator exited:\n{self.text()[-3000:]}"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5):
+                return True
+        except OSError:
+            return False
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
+        """Stop it: SIGTERM lets Kopf finish its handlers, SIGKILL is a crash (no goodbye)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""

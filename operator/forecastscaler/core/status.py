@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from forecastscaler.core import conditions as cond
 from forecastscaler.core.api import Condition, ForecastScalerSpec, format_duration, parse_duration
 from forecastscaler.core.decision import Decision
+from forecastscaler.core.memory import memory_status
 from forecastscaler.core.model import rfc3339
 from forecastscaler.core.sync import FITTING, Event, Sync, headline
 from forecastscaler.core.trust import Accuracy
@@ -152,6 +153,7 @@ def render(sync: Sync, previous: Mapping[str, Any] | None, generation: int | Non
     _keep_or_set(status, previous, "lastDecision", decision)
     if sync.accuracy is not None and sync.accuracy.samples:
         status["accuracy"] = accuracy_status(sync.accuracy, sync.spec)
+    status.update(memory_status(sync.state.memory, sync.state.failures, now, sync.spec))
     status["conditions"], events, changed = _conditions_status(
         previous, wanted_conditions(sync), now, generation
     )

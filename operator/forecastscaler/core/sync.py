@@ -3,8 +3,9 @@
 A sync is these steps, in this order, on one `Sync` object (which is also what the sync learned,
 for status and metrics):
 
-1. `target`: the target's replica count, or why it cannot be read; `conflict` when another
-   autoscaler owns it (the sync then decides but does not write);
+1. `target`: the target's replica count, or why it cannot be read; `resume` (the operator's
+   first sync of the object: the memory status keeps); `conflict` when another autoscaler owns
+   it (the sync then decides but does not write);
 2. `metric_read`: whether the metric could be read (consecutive failures counted), with
    `select_model` (a changed query or endpoint starts the model afresh), `fetch_range` (the range
    to read: the whole window at refits, else what is new) and `history_read` (merge it);
@@ -25,9 +26,9 @@ passes `now`), does I/O or touches a global: the simulator replays exactly this 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -42,6 +43,7 @@ from forecastscaler.core.decision import (
     initial_memory,
     remember,
 )
+from forecastscaler.core.memory import resume
 from forecastscaler.core.model import (
     AnomalyState,
     ModelState,
@@ -118,6 +120,8 @@ class SyncState:
     """The real count dry_run_replicas started from."""
     last_write_error: str | None = None
     last_scale_time: str | None = None
+    resumed: bool = False
+    """The memory kept in status was read back (once per process: see `Sync.resume`)."""
 
 
 @dataclass(frozen=True)
@@ -247,6 +251,19 @@ class Sync:
         if problem is not None:
             self.state.memory = None
             self.state.dry_run_replicas = None
+
+    def resume(self, status: Mapping[str, Any] | None) -> None:
+        """The first sync of this object in this process (a restart, a new leader): carry on
+        from the decision memory and the failure count status keeps, so the scale-down window
+        is counted from the recommendations actually made and Fallback does not start over.
+        Before the metric is read, which adds to the failures."""
+        state = self.state
+        if state.resumed:
+            return
+        state.resumed = True
+        memory, state.failures = resume(status or {}, self.spec, self.now, current=self.current)
+        if self.target_problem is None:
+            state.memory = memory
 
     def conflict(self, problem: Problem) -> None:
         """Another autoscaler scales the target: decide and report, but do not write."""

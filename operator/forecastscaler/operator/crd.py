@@ -23,6 +23,7 @@ from forecastscaler.core.api import (
     ForecastScalerSpec,
     ForecastScalerStatus,
 )
+from forecastscaler.core.memory import MemoryStatus
 
 Schema = dict[str, Any]
 
@@ -96,6 +97,12 @@ def _without_defaults(node: Any) -> Any:
 def _status_schema() -> Schema:
     # Only the operator writes status: defaults there would only mask a missing field.
     schema: Schema = _without_defaults(model_schema(ForecastScalerStatus))
+    # The autoscaler's memory (core/memory.py): what a restarted operator resumes from.
+    memory: Schema = _without_defaults(model_schema(MemoryStatus))
+    for name, prop in memory["properties"].items():
+        if name in schema["properties"]:
+            raise ValueError(f"status.{name} is declared twice")
+        schema["properties"][name] = prop
     conditions = schema["properties"]["conditions"]
     conditions["x-kubernetes-list-type"] = "map"
     conditions["x-kubernetes-list-map-keys"] = ["type"]

@@ -134,6 +134,7 @@ class Reconciler:
         started = time.perf_counter()
         sync = Sync(spec, state, now)
         await self._read_target(sync, namespace, logger)
+        sync.resume(body.get("status"))
         await self._read_metric(sync, namespace)
         if not await self._warm_up(sync, state):
             await self._detect(sync, state, logger)
