@@ -1,5 +1,5 @@
 """The forecast-quality bar: every trace in ../shared/traces backtested 5 steps ahead for every
-member and the ensemble (`forecastscaler.simulator.backtest`, defaults: history 7d, refit every
+member and the ensemble (`forecastscaler.evaluation.backtest`, defaults: history 7d, refit every
 1h lengthened to at most 24 refits, origins over the last half, at most 3000 of them).
 
 The bar, per trace: the ensemble's MAE below the last value's and below seasonal naive's (on
@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecastscaler.simulator.backtest import (
+from forecastscaler.core.traces import load_trace
+from forecastscaler.evaluation.backtest import (
     DEFAULT_MAX_ORIGINS,
     DEFAULT_MAX_REFITS,
     ENSEMBLE,
@@ -38,7 +39,6 @@ from forecastscaler.simulator.backtest import (
     ensemble_members,
     mae,
 )
-from forecastscaler.simulator.traces import load_trace
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "traces"
 STEPS = 5

@@ -108,8 +108,7 @@ def main() -> int:
         print(f"skipped: no NAB corpus at {data} (needs ../shared/anomaly/windows.json)")
         return 0
 
-    from forecastscaler.models.detector import StreamingDetector
-    from forecastscaler.simulator.nab import (
+    from forecastscaler.evaluation.nab import (
         STANDARD,
         FloatArray,
         NabFile,
@@ -120,6 +119,7 @@ def main() -> int:
         run_detector,
         table,
     )
+    from forecastscaler.models.detector import StreamingDetector
 
     files = load_corpus(data)
     names = [f.name for f in files]

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from forecastscaler.core.traces import Trace, load_trace
 from forecastscaler.simulator.api import build_world, make_policies
 from forecastscaler.simulator.engine import replay
 from forecastscaler.simulator.forecast_policy import (
@@ -28,7 +29,6 @@ from forecastscaler.simulator.forecast_policy import (
     QuantileTrack,
     parse_quantiles,
 )
-from forecastscaler.simulator.traces import Trace, load_trace
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "traces" / "alibaba2018_cpu_30s.csv"
 HISTORY_DAYS = 7

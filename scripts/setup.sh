@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what forecastscaler needs to run and test on this machine: the CPU build of torch,
-# the package with its dev tools, and (through the cluster scripts) etcd, Prometheus and the
+# the package with its dev tools and the simulator's extras, and (through the cluster scripts) etcd, Prometheus and the
 # locally built kube-apiserver. Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,8 +22,8 @@ case "$installed" in
   *) installed="" ;;
 esac
 if [ -z "$installed" ]; then
-  log "installing forecastscaler (editable) with its dev tools"
-  python3 -m pip install --quiet -e '.[dev]'
+  log "installing forecastscaler (editable) with its dev tools and the simulator's extras"
+  python3 -m pip install --quiet -e '.[dev,simulator]'
   echo "$want" > "$stamp"
 fi
 log "building or reusing the local control plane binaries"

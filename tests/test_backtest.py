@@ -14,17 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecastscaler.models import selection
-from forecastscaler.models.base import (
-    DEFAULT_QUANTILES,
-    Capabilities,
-    Forecast,
-    Forecaster,
-    InsufficientHistory,
-)
-from forecastscaler.models.history import future_index
-from forecastscaler.models.naive import LastValue, SeasonalNaive
-from forecastscaler.simulator.backtest import (
+from forecastscaler.evaluation.backtest import (
     ENSEMBLE,
     METRIC_COLUMNS,
     BacktestError,
@@ -40,6 +30,16 @@ from forecastscaler.simulator.backtest import (
     run_backtest,
     smape,
 )
+from forecastscaler.models import selection
+from forecastscaler.models.base import (
+    DEFAULT_QUANTILES,
+    Capabilities,
+    Forecast,
+    Forecaster,
+    InsufficientHistory,
+)
+from forecastscaler.models.history import future_index
+from forecastscaler.models.naive import LastValue, SeasonalNaive
 
 NAN = math.nan
 

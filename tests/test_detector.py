@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from forecastscaler.evaluation.detect_command import run_detect
 from forecastscaler.models.detector import StreamingDetector
-from forecastscaler.simulator.detect_command import run_detect
 
 N = 1200
 PERIOD = 48  # a day of 30-minute steps

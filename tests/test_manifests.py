@@ -18,7 +18,8 @@ import pytest
 import yaml
 from prometheus_client.metrics_core import Metric
 
-from forecastscaler.operator.cli import build_parser, peering_priority
+from forecastscaler.cli import build_parser
+from forecastscaler.operator.commands import peering_priority
 from forecastscaler.operator.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[1]

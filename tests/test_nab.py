@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecastscaler.simulator.detect_command import run_nab
-from forecastscaler.simulator.nab import (
+from forecastscaler.evaluation.detect_command import run_nab
+from forecastscaler.evaluation.nab import (
     STANDARD,
     CorpusError,
     CostMatrix,

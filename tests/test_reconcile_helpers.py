@@ -11,9 +11,9 @@ import pytest
 from forecastscaler.core.api import ForecastScalerSpec
 from forecastscaler.core.decision import ForecastPath, Observation, decide
 from forecastscaler.core.model import path_from_model
-from forecastscaler.models.naive import LastValue
 from forecastscaler.core.status import headline, merge_patch, wanted_conditions
 from forecastscaler.core.sync import Problem, Sync, SyncState
+from forecastscaler.models.naive import LastValue
 
 PATCHES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
     "equal-is-empty": ({"a": 1, "b": {"c": 2}}, {"a": 1, "b": {"c": 2}}, {}),

@@ -11,12 +11,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from forecastscaler.operator.cli import main
+from forecastscaler.cli import main
+from forecastscaler.core.traces import load_trace
 from forecastscaler.simulator import simulate
 from forecastscaler.simulator.api import build_world, make_policies, resolve_capacity
 from forecastscaler.simulator.hpa import HpaPolicy
 from forecastscaler.simulator.scalers import ScalerError, build_spec
-from forecastscaler.simulator.traces import load_trace
 
 POLICY_KEYS = {
     "underprovisioned_fraction",

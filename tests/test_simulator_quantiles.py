@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecastscaler.operator.cli import main
+from forecastscaler.cli import main
 from forecastscaler.simulator import simulate
 from forecastscaler.simulator.api import make_policies
 from forecastscaler.simulator.engine import Replay, replay

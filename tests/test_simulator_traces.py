@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from forecastscaler.simulator.traces import TraceError, load_trace
+from forecastscaler.core.traces import TraceError, load_trace
 
 
 def _write(tmp_path: Path, text: str) -> Path:

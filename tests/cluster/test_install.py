@@ -115,7 +115,7 @@ class Replica:
         with self.log.open("w") as out:
             self.proc = subprocess.Popen(
                 [
-                    *(sys.executable, "-m", "forecastscaler.operator.cli", "run"),
+                    *(sys.executable, "-m", "forecastscaler.cli", "run"),
                     *("--peering=forecastscaler", f"--priority={priority}", "--verbose"),
                 ],
                 env=env,

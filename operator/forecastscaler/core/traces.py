@@ -1,4 +1,5 @@
-"""Loading workload traces: a CSV of timestamps and load values on a regular step.
+"""Loading workload traces: a CSV of timestamps and load values on a regular step, and the share
+of one used as history (the warmup) by the simulator and the backtest.
 
 Real traces have gaps (empty cells, missing rows); they are carried as NaN, never as zero load,
 because "no data" and "no load" lead to opposite scaling decisions.
@@ -6,6 +7,7 @@ because "no data" and "no load" lead to opposite scaling decisions.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -118,6 +120,16 @@ def load_trace(path: str | Path, column: str = "value", time_column: str = "time
 
 def bundled_trace_path() -> Path:
     """The trace shipped with the package (Wikipedia requests per hour, 21 days)."""
-    return Path(
-        str(resources.files("forecastscaler.simulator") / "data" / "wikipedia_requests_1h.csv")
-    )
+    return Path(str(resources.files("forecastscaler.core") / "data" / "wikipedia_requests_1h.csv"))
+
+
+def parse_warmup(value: str | float) -> float:
+    """A warmup as a fraction: `50%`, `0.5`, or a duration is not accepted here (use a share)."""
+    if isinstance(value, int | float):
+        return float(value)
+    text = value.strip()
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*%", text)
+    fraction = float(match.group(1)) / 100 if match else float(text)
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"warmup must be between 0% and 100%, not {value!r}")
+    return fraction

@@ -55,11 +55,10 @@ import pandas as pd
 
 from forecastscaler.core.api import default_history, format_duration, parse_duration
 from forecastscaler.core.model import INTERVAL
+from forecastscaler.core.traces import Trace, TraceError, load_trace, parse_warmup
 from forecastscaler.models import selection
 from forecastscaler.models.base import FloatArray, Forecaster
 from forecastscaler.models.history import regularize
-from forecastscaler.simulator.api import parse_warmup
-from forecastscaler.simulator.traces import Trace, TraceError, load_trace
 
 ModelFactory = Callable[[int], Forecaster]
 IntArray = npt.NDArray[np.int64]

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forecastscaler.models.detector import DEFAULT_THRESHOLD, StreamingDetector
-from forecastscaler.simulator.nab import (
+from forecastscaler.core.traces import TraceError, load_trace
+from forecastscaler.evaluation.nab import (
     PROFILES,
     CorpusError,
     FloatArray,
@@ -23,7 +23,7 @@ from forecastscaler.simulator.nab import (
     run_detector,
     table,
 )
-from forecastscaler.simulator.traces import TraceError, load_trace
+from forecastscaler.models.detector import DEFAULT_THRESHOLD, StreamingDetector
 
 
 def add_detect_arguments(parser: argparse.ArgumentParser) -> None:

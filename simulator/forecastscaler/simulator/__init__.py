@@ -7,8 +7,8 @@ Notebook use::
     result.scores, result.frames["forecast"], result.syncs["forecast"]
 """
 
+from forecastscaler.core.traces import Trace, TraceError, load_trace
 from forecastscaler.simulator.api import SimulationResult, build_world, make_policies, simulate
-from forecastscaler.simulator.traces import Trace, TraceError, load_trace
 
 __all__ = [
     "SimulationResult",

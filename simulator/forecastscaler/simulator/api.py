@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from forecastscaler.core.api import ForecastScalerSpec, parse_duration
+from forecastscaler.core.traces import Trace, load_trace, parse_warmup
 from forecastscaler.simulator.engine import Policy, Replay, replay
 from forecastscaler.simulator.fit_ahead import refuse_in_bootstrapping_worker
 from forecastscaler.simulator.forecast_policy import ForecastPolicy, QuantileTrack
@@ -28,7 +28,6 @@ from forecastscaler.simulator.oracle import OraclePolicy
 from forecastscaler.simulator.perfect import PerfectForecastPolicy
 from forecastscaler.simulator.scalers import build_spec, read_manifest
 from forecastscaler.simulator.scores import score, step_frame
-from forecastscaler.simulator.traces import Trace, load_trace
 from forecastscaler.simulator.world import TARGET_UTILISATION, World
 
 POLICY_KINDS = ("forecast", "hpa", "oracle")
@@ -99,18 +98,6 @@ def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
-
-
-def parse_warmup(value: str | float) -> float:
-    """A warmup as a fraction: `50%`, `0.5`, or a duration is not accepted here (use a share)."""
-    if isinstance(value, int | float):
-        return float(value)
-    text = value.strip()
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*%", text)
-    fraction = float(match.group(1)) / 100 if match else float(text)
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"warmup must be between 0% and 100%, not {value!r}")
-    return fraction
 
 
 def _seconds(value: str | float) -> float:

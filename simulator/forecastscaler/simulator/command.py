@@ -7,10 +7,10 @@ import sys
 import time
 from collections.abc import Callable
 
+from forecastscaler.core.traces import TraceError
 from forecastscaler.simulator.api import POLICY_KINDS, simulate
 from forecastscaler.simulator.forecast_policy import parse_quantiles
 from forecastscaler.simulator.scalers import ScalerError
-from forecastscaler.simulator.traces import TraceError
 
 # Replays estimated longer than this many syncs get a progress bar (on a terminal).
 PROGRESS_MIN_STEPS = 5000

@@ -1,0 +1,1 @@
+"""Model evaluation: the forecast backtest, the anomaly detector's NAB score, trace scoring."""
