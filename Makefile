@@ -13,8 +13,8 @@ lint:            ## the fast static checks: ruff, format, mypy (strict), the imp
 	mypy
 	lint-imports
 
-unit:            ## the tests that need no cluster (the fast loop)
-	python3 -m pytest -m "not cluster" -q
+unit:            ## the tests that need no cluster, but the long replays (`slow`): the fast loop
+	python3 -m pytest -m "not cluster and not slow" -q
 
 setup:
 	bash scripts/setup.sh

@@ -1,11 +1,12 @@
 """The operator serving many ForecastScalers: does every object keep its sync interval?
 
-Drives the real Reconciler in one asyncio loop with N objects, each in a loop shaped like
-handlers.autoscale (sync, then sleep the interval the sync returned), against in-process fakes:
-a Kubernetes API (in-memory /scale and status, a few ms of latency slept in the kube_io pool)
-and a Prometheus (the real PrometheusSource parsing Prometheus-shaped JSON answers; each object's
-query returns its own synthetic daily-pattern load with noise, sampled every 15 s of wall time,
-so new points appear as the run goes on). The fit pool is built as the operator builds it, a
+Drives the real Reconciler in one asyncio loop with N objects, each in the loop of the operator's
+daemon (operator/rounds.py run_rounds, as handlers.autoscale runs it: rounds start to start, the
+first ones spread by the object's uid), against the in-process fakes of tests/fakes: a Kubernetes
+API (in-memory /scale and status, a few ms of latency slept in the kube_io pool) and a Prometheus
+(the real PrometheusSource parsing Prometheus-shaped JSON answers; each object's query returns
+its own synthetic daily-pattern load with noise, sampled every 15 s of wall time, so new points
+appear as the run goes on). The fit pool is built as the operator builds it, a
 ThreadPoolExecutor of cfg.fit_workers threads, subclassed only to time what runs in it.
 
 Prints the startup burst (every object's first sync: the full history fetch, the anomaly
@@ -36,13 +37,12 @@ import os
 import pickle
 import platform
 import sys
-import threading
 import time
+import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -53,13 +53,22 @@ from forecastscaler.core.api import (
     KIND,
     VERSION,
     ForecastScalerSpec,
-    ScaleTargetRef,
-    parse_duration,
 )
-from forecastscaler.operator.kube import Kube, Scale, SecretError
-from forecastscaler.operator.prometheus import Endpoint, PrometheusSource
+from forecastscaler.operator.prometheus import Endpoint
 from forecastscaler.operator.reconcile import ObjectState, Reconciler, Services
+from forecastscaler.operator.rounds import run_rounds
 from forecastscaler.operator.settings import OperatorConfig
+
+# The fakes are the tests' (tests/fakes); run as a script, sys.path starts at benchmarks/.
+if str(Path(__file__).resolve().parents[1]) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.fakes import (
+    EventRecorder,
+    FakeConnection,
+    FakeKube,
+    FakePrometheus,
+    FakeServices,
+)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -71,8 +80,6 @@ DAY = 86_400.0
 LATE_SHARE = 0.10
 """The verdict's rule: steady-state p95 lateness within this share of the interval."""
 INITIAL_REPLICAS = 5
-FAILED_SYNC_INTERVAL = 30.0
-"""What handlers.autoscale waits after a sync that raised."""
 
 
 # ------------------------------------------------------------------------------ measurements
@@ -126,7 +133,7 @@ def pct(xs: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(xs, dtype=np.float64), q)) if len(xs) else math.nan
 
 
-# ------------------------------------------------------------------------------ fake Prometheus
+# ------------------------------------------------------------------------------ the load
 
 
 def _uniform(keys: np.ndarray[Any, np.dtype[np.uint64]]) -> np.ndarray[Any, np.dtype[np.float64]]:
@@ -161,114 +168,6 @@ class Load:
             self.base * daily + self.noise * gauss, 0.0
         )
         return out
-
-
-class FakeConnection:
-    """Answers like prometheus_api_client.PrometheusConnect: the decoded `result` of a JSON
-    body, one series per known query, none for others; latency slept in the calling thread."""
-
-    def __init__(self, loads: Mapping[str, Load], latency: float) -> None:
-        self.loads = loads
-        self.latency = latency
-        self.counts: Counter[str] = Counter()
-        self._lock = threading.Lock()
-
-    def _answer(self, kind: str, points: int, result: list[dict[str, Any]]) -> list[Any]:
-        body = json.dumps({"status": "success", "data": {"resultType": kind, "result": result}})
-        time.sleep(self.latency)
-        with self._lock:
-            self.counts[kind] += 1
-            self.counts["points"] += points
-        decoded: list[Any] = json.loads(body)["data"]["result"]
-        return decoded
-
-    def custom_query_range(
-        self, query: str, start_time: datetime, end_time: datetime, step: str
-    ) -> list[Any]:
-        load = self.loads.get(query)
-        seconds = parse_duration(step)
-        start, end = start_time.timestamp(), end_time.timestamp()
-        if load is None or end < start:
-            return self._answer("matrix", 0, [])
-        count = math.floor((end - start) / seconds + 1e-9) + 1
-        times = start + seconds * np.arange(count, dtype=np.float64)
-        values = [[t, str(v)] for t, v in zip(times.tolist(), load.at(times).tolist(), strict=True)]
-        return self._answer("matrix", len(values), [{"metric": {}, "values": values}])
-
-    def custom_query(self, query: str, params: Mapping[str, str] | None = None) -> list[Any]:
-        load = self.loads.get(query)
-        at = float((params or {}).get("time", time.time()))
-        if load is None:
-            return self._answer("vector", 0, [])
-        value = float(load.at(np.array([at]))[0])
-        return self._answer("vector", 1, [{"metric": {}, "value": [at, str(value)]}])
-
-
-class FakePrometheus(PrometheusSource):
-    """The real PrometheusSource (chunking, parsing, errors) over the fake connection."""
-
-    def __init__(self, endpoint: Endpoint, connection: FakeConnection) -> None:
-        self.endpoint = endpoint
-        self._conn = connection
-
-
-# ------------------------------------------------------------------------------ fake Kubernetes
-
-
-def apply_merge_patch(doc: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
-    """RFC 7386, as the API server applies the operator's status patches."""
-    out = dict(doc)
-    for key, value in patch.items():
-        before = out.get(key)
-        if value is None:
-            out.pop(key, None)
-        elif isinstance(value, Mapping) and isinstance(before, Mapping):
-            out[key] = apply_merge_patch(before, value)
-        else:
-            out[key] = value
-    return out
-
-
-class FakeKube(Kube):
-    """In-memory /scale and status. A status patch lands in the object's body, as Kopf's watch
-    would deliver it before the next sync; every call sleeps `latency` in the kube_io pool."""
-
-    def __init__(self, bodies: Mapping[tuple[str, str], dict[str, Any]], latency: float) -> None:
-        self.bodies = bodies
-        self.latency = latency
-        self.replicas: dict[tuple[str, str], int] = {}
-        self.calls: Counter[str] = Counter()
-        self._lock = threading.Lock()
-
-    def _call(self, name: str) -> None:
-        time.sleep(self.latency)
-        with self._lock:
-            self.calls[name] += 1
-
-    def autoscalers_of(self, namespace: str, ref: ScaleTargetRef) -> list[str]:
-        self._call("autoscalers_of")
-        return []
-
-    def get_scale(self, namespace: str, ref: ScaleTargetRef) -> Scale:
-        self._call("get_scale")
-        with self._lock:
-            replicas = self.replicas.setdefault((namespace, ref.name), INITIAL_REPLICAS)
-        return Scale(replicas=replicas, status_replicas=replicas, selector=f"app={ref.name}")
-
-    def patch_scale(self, namespace: str, ref: ScaleTargetRef, replicas: int) -> Scale:
-        self._call("patch_scale")
-        with self._lock:
-            self.replicas[(namespace, ref.name)] = replicas
-        return Scale(replicas=replicas, status_replicas=replicas, selector=f"app={ref.name}")
-
-    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        self._call("patch_status")
-        body = self.bodies[(namespace, name)]
-        body["status"] = apply_merge_patch(body.get("status") or {}, status)
-
-    def read_secret_key(self, namespace: str, name: str, key: str) -> str:
-        self._call("read_secret_key")
-        raise SecretError("this benchmark's objects use no Secret")
 
 
 # ------------------------------------------------------------------------------ timed fit pool
@@ -386,7 +285,12 @@ def object_body(i: int, args: argparse.Namespace, load: Load) -> dict[str, Any]:
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": KIND,
-        "metadata": {"name": f"fs-{i}", "namespace": NAMESPACE, "generation": 1},
+        "metadata": {
+            "name": f"fs-{i}",
+            "namespace": NAMESPACE,
+            "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"bench/fs-{i}")),
+            "generation": 1,
+        },
         "spec": spec,
         "status": {},
     }
@@ -394,6 +298,18 @@ def object_body(i: int, args: argparse.Namespace, load: Load) -> dict[str, Any]:
 
 def query_of(i: int) -> str:
     return f'sum(rate(http_requests_total{{app="web-{i}"}}[1m]))'
+
+
+def record(
+    i: int, run: Run, state: ObjectState, start: float, fitted_before: float | None, ok: bool
+) -> None:
+    """One sync of object i, begun at `start` (from the start of the run), just ended."""
+    end = time.perf_counter() - run.t0
+    forecast = state.last_forecast is not None
+    refit = state.model.fitted_at is not None and state.model.fitted_at != fitted_before
+    run.syncs.append(Sync(i, start, end, forecast, refit, ok))
+    if forecast and i not in run.first_forecast:
+        run.first_forecast[i] = end
 
 
 async def daemon(
@@ -404,25 +320,29 @@ async def daemon(
     logger: logging.LoggerAdapter[logging.Logger],
     run: Run,
 ) -> None:
-    """handlers.autoscale's loop, recording each sync."""
-    while True:
-        start = time.perf_counter() - run.t0
-        fitted_before = state.model.fitted_at
+    """handlers.autoscale: the operator's own loop (rounds.run_rounds) on the event loop's
+    clock, over the real sync, recording each sync."""
+
+    async def sync(state: ObjectState) -> float:
+        start, fitted_before = time.perf_counter() - run.t0, state.model.fitted_at
         try:
             interval = await reconciler.sync(body, state, logger)
-            ok = True
         except asyncio.CancelledError:
             raise
-        except Exception:  # as the daemon does: keep serving
-            logger.exception("sync failed")
-            interval, ok = FAILED_SYNC_INTERVAL, False
-        end = time.perf_counter() - run.t0
-        forecast = state.last_forecast is not None
-        refit = state.model.fitted_at is not None and state.model.fitted_at != fitted_before
-        run.syncs.append(Sync(i, start, end, forecast, refit, ok))
-        if forecast and i not in run.first_forecast:
-            run.first_forecast[i] = end
-        await asyncio.sleep(interval)
+        except Exception:  # run_rounds logs it and goes on, as the daemon does
+            record(i, run, state, start, fitted_before, ok=False)
+            raise
+        record(i, run, state, start, fitted_before, ok=True)
+        return interval
+
+    await run_rounds(
+        sync,
+        uid=body["metadata"]["uid"],
+        clock=asyncio.get_running_loop().time,
+        sleep=asyncio.sleep,
+        state=state,
+        logger=logger,
+    )
 
 
 async def watch(run: Run, period: float = 0.5) -> None:
@@ -457,7 +377,7 @@ class Setup:
     connection: FakeConnection
     bodies: dict[tuple[str, str], dict[str, Any]]
     states: list[ObjectState]
-    events: Counter[str]
+    events: EventRecorder
     spec: ForecastScalerSpec
 
 
@@ -465,21 +385,26 @@ def build(args: argparse.Namespace) -> Setup:
     config = OperatorConfig(fit_workers=args.fit_workers)
     loads = make_loads(args.objects)
     bodies = {(NAMESPACE, f"fs-{i}"): object_body(i, args, load) for i, load in enumerate(loads)}
-    kube = FakeKube(bodies, args.kube_latency_ms / 1000)
+    kube = FakeKube(bodies, latency=args.kube_latency_ms / 1000, initial_replicas=INITIAL_REPLICAS)
     pool = TimedPool(config.fit_workers, time.perf_counter())  # as handlers.configure builds it
-    events: Counter[str] = Counter()
-
-    def emit(_body: Mapping[str, Any], type_: str, reason: str, _message: str) -> None:
-        events[f"{type_}/{reason}"] += 1  # what Kopf would post as Kubernetes Events
-
+    events = EventRecorder()  # what Kopf would post as Kubernetes Events
     warmup = TimedPool(max(1, config.fit_workers // 2), pool.t0)  # as handlers.configure
     warmup.jobs = pool.jobs  # one record of every model task
-    services = Services(kube=kube, config=config, pool=pool, emit=emit, warmup_pool=warmup)
     connection = FakeConnection(
         {query_of(i): load for i, load in enumerate(loads)}, args.prom_latency_ms / 1000
     )
-    endpoint = Endpoint(url=config.prometheus_url, timeout_seconds=config.prometheus_timeout)
-    services._sources[endpoint] = FakePrometheus(endpoint, connection)
+
+    def prometheus(endpoint: Endpoint) -> FakePrometheus:
+        return FakePrometheus(endpoint, connection)
+
+    services = FakeServices(
+        kube=kube,
+        config=config,
+        pool=pool,
+        emit=events,
+        warmup_pool=warmup,
+        make_source=prometheus,
+    )
     spec = ForecastScalerSpec.model_validate(next(iter(bodies.values()))["spec"])
     return Setup(
         reconciler=Reconciler(services),
@@ -783,7 +708,7 @@ def analyse(
             "fitted_at_spread_s": (max(fitted_at) - min(fitted_at)) if fitted_at else math.nan,
             "kube_calls": dict(setup.kube.calls),
             "prometheus": dict(setup.connection.counts),
-            "events": dict(setup.events),
+            "events": dict(setup.events.counts()),
         },
         "projection": {
             "next_refit_burst_pool_seconds": projected,

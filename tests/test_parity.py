@@ -5,19 +5,17 @@ The Reconciler runs as a replay policy: each engine tick sets the in-process tar
 to the engine's count, serves the trace's completed steps as Prometheus would (the current value
 and range queries on the step grid), sets the virtual clock to the tick and awaits one real sync
 (its thread pools, its incremental fetches and merges, its streaming anomaly detector, its status
-patches); the replicas it writes to /scale are its decision. The simulator's `ForecastPolicy`
-replays the same world with its batch detector and whole-window history. Anything that drifts
-between the two paths (fetch windows, refit schedule, anomaly scoring, trust, the decision and
-its memory) shows up as a differing decision.
+patches), on the shared fakes of /scale and status (tests/fakes); the replicas it writes to /scale
+are its decision. The simulator's `ForecastPolicy` replays the same world with its batch detector
+and whole-window history. Anything that drifts between the two paths (fetch windows, refit
+schedule, anomaly scoring, trust, the decision and its memory) shows up as a differing decision.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -25,54 +23,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecastscaler.core.api import ForecastScalerSpec, ScaleTargetRef
+from forecastscaler.core.api import ForecastScalerSpec
 from forecastscaler.core.traces import bundled_trace_path, load_trace
-from forecastscaler.operator.kube import Kube, Scale
 from forecastscaler.operator.prometheus import Endpoint, NoData, PrometheusSource
-from forecastscaler.operator.reconcile import ObjectState, Reconciler, Services
+from forecastscaler.operator.reconcile import ObjectState, Reconciler
 from forecastscaler.operator.settings import OperatorConfig
 from forecastscaler.simulator.api import build_world
 from forecastscaler.simulator.engine import replay
 from forecastscaler.simulator.forecast_policy import ForecastPolicy
 from forecastscaler.simulator.world import PastView, World
+from tests.fakes import FakeKube, FakeServices, VirtualClock
 
-
-def _apply_patch(doc: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(doc)
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        elif isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _apply_patch(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-class WorldKube(Kube):
-    """The target's /scale and the ForecastScaler's status, in memory."""
-
-    def __init__(self, body: dict[str, Any]) -> None:
-        self.replicas = 1
-        self.body = body
-        self.writes: list[int] = []
-
-    def autoscalers_of(self, namespace: str, ref: ScaleTargetRef) -> list[str]:
-        return []
-
-    def get_scale(self, namespace: str, ref: ScaleTargetRef) -> Scale:
-        return Scale(self.replicas, self.replicas, None)
-
-    def patch_scale(self, namespace: str, ref: ScaleTargetRef, replicas: int) -> Scale:
-        self.writes.append(replicas)
-        self.replicas = replicas
-        return Scale(replicas, replicas, None)
-
-    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        self.body["status"] = _apply_patch(self.body.get("status") or {}, status)
-
-    def read_secret_key(self, namespace: str, name: str, key: str) -> str:
-        raise AssertionError("no Secret in this test")
+TARGET = ("default", "web")
 
 
 class WorldPrometheus(PrometheusSource):
@@ -95,32 +57,26 @@ class WorldPrometheus(PrometheusSource):
         return series[series.index <= pd.Timestamp(end)]
 
 
-@dataclass
-class WorldServices(Services):
-    fake_source: WorldPrometheus = field(default_factory=WorldPrometheus)
-
-    def source(self, endpoint: Endpoint) -> PrometheusSource:
-        return self.fake_source
-
-
 class ReconcilerPolicy:
     """The operator's Reconciler as a replay policy (the engine's Policy protocol)."""
 
     name = "reconciler"
 
     def __init__(self, spec: ForecastScalerSpec, loop: asyncio.AbstractEventLoop) -> None:
-        self.spec, self.loop, self.now = spec, loop, 0.0
+        self.spec, self.loop, self.clock = spec, loop, VirtualClock()
         self.body: dict[str, Any] = {
             "metadata": {"name": "web", "namespace": "default", "generation": 1},
             "spec": spec.model_dump(by_alias=True, exclude_none=True),
         }
-        self.kube = WorldKube(self.body)
-        self.services = WorldServices(
+        self.kube = FakeKube({TARGET: self.body})
+        self.prometheus = WorldPrometheus()
+        self.services = FakeServices(
             kube=self.kube,
             config=OperatorConfig(),
             pool=ThreadPoolExecutor(max_workers=1),
             emit=lambda *_: None,
-            clock=lambda: self.now,
+            clock=self.clock,
+            make_source=lambda _endpoint: self.prometheus,
         )
         self.reconciler = Reconciler(self.services)
         self.state = ObjectState()
@@ -136,12 +92,13 @@ class ReconcilerPolicy:
         return min(max(first, self.spec.min_replicas), self.spec.max_replicas)
 
     def decide(self, now: float, past: PastView, current: int) -> int:
-        self.now, self.kube.replicas = now, current
-        self.services.fake_source.past = past
+        self.clock.now, self.kube.replicas[TARGET] = now, current
+        self.prometheus.past = past
         self.loop.run_until_complete(self.reconciler.sync(self.body, self.state, self.logger))
         reason = self.body["status"]["lastDecision"]["reason"]
-        self.decisions.append((now, current, self.kube.replicas, reason))
-        return self.kube.replicas
+        replicas = self.kube.replicas[TARGET]
+        self.decisions.append((now, current, replicas, reason))
+        return replicas
 
 
 def _spec(anomaly: bool) -> ForecastScalerSpec:

@@ -41,6 +41,7 @@ def trace_csv(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_simulate_command_end_to_end(
     trace_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -218,6 +219,7 @@ print("RESULT", json.dumps([result.scores["forecast"]["replica_hours"], result.w
 """
 
 
+@pytest.mark.slow
 def test_a_script_without_a_main_guard_is_replayed_once(trace_csv: Path, tmp_path: Path) -> None:
     """A worker importing the script must not replay the whole simulation again (which ran
     it twice and made the caller wait for the copy); the replay fits in place and says why,

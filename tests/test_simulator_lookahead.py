@@ -36,10 +36,10 @@ def _decisions(world: World, kind: str, fit_workers: int = 0) -> list[tuple[floa
     ("kind", "n", "fit_workers"),
     [
         pytest.param("hpa", 2000, 0, id="hpa"),
-        pytest.param("forecast", 1000, 0, id="forecast"),
+        pytest.param("forecast", 1000, 0, id="forecast", marks=pytest.mark.slow),
         # Refits fitted ahead in a worker read the trace ahead by design; they must only ever
         # be used on the history the replay has at the refit.
-        pytest.param("forecast", 1000, 1, id="forecast-fit-ahead"),
+        pytest.param("forecast", 1000, 1, id="forecast-fit-ahead", marks=pytest.mark.slow),
     ],
 )
 def test_decisions_before_k_ignore_the_future(kind: str, n: int, fit_workers: int) -> None:
@@ -71,6 +71,7 @@ def test_oracle_reads_the_future_by_design() -> None:
     assert before and before[-1][2] > before[0][1]
 
 
+@pytest.mark.slow
 def test_fitting_ahead_changes_nothing_but_the_time() -> None:
     """The same replay with refits fitted ahead in a worker and fitted in place: the same
     decisions and forecasts, and the worker's fits were used."""

@@ -52,9 +52,9 @@ def _actions(rep: Replay) -> list[tuple[float, int, int]]:
 @pytest.mark.parametrize(
     "models",
     [
-        pytest.param(["seasonalBlend"], id="seasonal-blend"),
+        pytest.param(["seasonalBlend"], id="seasonal-blend", marks=pytest.mark.slow),
         # Trust and the anomaly score must not depend on the quantile for the default either.
-        pytest.param(["ensemble"], id="ensemble"),
+        pytest.param(["ensemble"], id="ensemble", marks=pytest.mark.slow),
     ],
 )
 def test_tracks_equal_separate_replays(models: list[str]) -> None:
@@ -132,6 +132,7 @@ def test_near_equal_quantiles_are_one_track() -> None:
     assert [p.name for p in policies] == ["forecast", "forecast@p60"]
 
 
+@pytest.mark.slow
 def test_quantiles_in_the_python_api_and_json(tmp_path: Path) -> None:
     rng = np.random.default_rng(2)
     n = 500

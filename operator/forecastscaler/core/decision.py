@@ -13,16 +13,15 @@ hold on scale-down, the rate policies and [min, max].
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from enum import StrEnum
+from dataclasses import dataclass, replace
 
 from forecastscaler.core.api import ForecastScalerSpec, format_duration, parse_duration
 from forecastscaler.core.behavior import (
     LimitReason,
     Recommendation,
+    Rules,
     ScaleEvent,
     limit_rate,
     longest_window,
@@ -30,115 +29,18 @@ from forecastscaler.core.behavior import (
     resolve_behavior,
     stabilize,
 )
+from forecastscaler.core.decision_types import Decision, ForecastPath, Memory, Observation, Reason
 
-
-class Reason(StrEnum):
-    """Which signal decided the replica count."""
-
-    FORECAST = "Forecast"
-    REACTIVE = "Reactive"
-    TOLERANCE = "Tolerance"
-    MIN_REPLICAS = "MinReplicas"
-    MAX_REPLICAS = "MaxReplicas"
-    STABILIZED = "Stabilized"
-    RATE_LIMITED = "RateLimited"
-    FALLBACK = "Fallback"
-    ANOMALY = "Anomaly"
-    NO_DATA = "NoData"
-    SCALING_DISABLED = "ScalingDisabled"
-
-
-@dataclass(frozen=True)
-class ForecastPath:
-    """A forecast as the decision needs it: absolute times and the quantile paths."""
-
-    times: tuple[float, ...]
-    """Epoch seconds of each forecast step, increasing."""
-    value: tuple[float, ...]
-    """The provisioned quantile at each time."""
-    point: tuple[float, ...]
-    lower: tuple[float, ...]
-    upper: tuple[float, ...]
-    quantile: float
-    model: str
-
-    def at(self, t: float) -> tuple[float, float, float, float] | None:
-        """(value, point, lower, upper) at time t, linearly interpolated; None when t is
-        outside the path (a forecast that does not reach t says nothing about it)."""
-        times = self.times
-        if not times or t < times[0] - 1e-9 or t > times[-1] + 1e-9:
-            return None
-        i = bisect.bisect_left(times, t)
-        if i == len(times) or abs(times[i] - t) < 1e-9 or i == 0:
-            # On a step, before the first by at most 1e-9, or after the last by at most 1e-9.
-            j = min(i, len(times) - 1)
-            return self.value[j], self.point[j], self.lower[j], self.upper[j]
-        t0, t1 = times[i - 1], times[i]
-        w = (t - t0) / (t1 - t0)
-
-        def lerp(seq: tuple[float, ...]) -> float:
-            return seq[i - 1] + w * (seq[i] - seq[i - 1])
-
-        return lerp(self.value), lerp(self.point), lerp(self.lower), lerp(self.upper)
-
-
-@dataclass(frozen=True)
-class Memory:
-    """What the autoscaler remembers between decisions (the HPA keeps the same in memory)."""
-
-    recommendations: tuple[Recommendation, ...] = ()
-    scale_events: tuple[ScaleEvent, ...] = ()
-
-
-@dataclass(frozen=True)
-class Observation:
-    """Everything a decision looks at, besides the spec."""
-
-    now: float
-    current_replicas: int
-    load: float | None
-    """Current load; None when missing, stale or not a number."""
-    forecast: ForecastPath | None = None
-    forecast_trusted: bool = True
-    anomaly_score: float | None = None
-    consecutive_failures: int = 0
-    """Syncs in a row in which the metric could not be read."""
-    memory: Memory = field(default_factory=Memory)
-
-
-@dataclass(frozen=True)
-class Decision:
-    """The desired replica count and its provenance."""
-
-    desired_replicas: int
-    reason: Reason
-    message: str
-    current_replicas: int
-    recommendation: int | None = None
-    """Unstabilized recommendation to remember; None when the sync had no usable data."""
-    forecast_replicas: int | None = None
-    reactive_replicas: int | None = None
-    forecast_value: float | None = None
-    """The provisioned quantile of the load at the horizon."""
-    forecast_at_horizon: tuple[float, float, float, float] | None = None
-    """(value, point, lower, upper) at now + horizon."""
-    load: float | None = None
-    limit_reason: LimitReason = "DesiredWithinRange"
-    stabilized: bool = False
-    looked_ahead: bool = False
-    """The scale-down window looked ahead on the forecast (forecast.lookAheadScaleDown)."""
-    held: bool = False
-    """A scale-down was held for what the trusted forecast needs within the horizon."""
-    fallback: bool = False
-    anomalous: bool = False
-
-    @property
-    def scaling_limited(self) -> bool:
-        return self.limit_reason != "DesiredWithinRange"
-
-    @property
-    def changes_scale(self) -> bool:
-        return self.desired_replicas != self.current_replicas
+__all__ = [
+    "Decision",
+    "ForecastPath",
+    "Memory",
+    "Observation",
+    "Reason",
+    "decide",
+    "initial_memory",
+    "remember",
+]
 
 
 def initial_memory(now: float, current_replicas: int) -> Memory:
@@ -152,11 +54,101 @@ def _fmt(x: float) -> str:
 
 
 def decide(spec: ForecastScalerSpec, obs: Observation) -> Decision:
-    """The replicas to ask for now, and why."""
-    cur = obs.current_replicas
+    """The replicas to ask for now, and why.
+
+    The HPA controller's steps in its order: the guard, the proposals, the anomaly action, the
+    stabilization windows (looking ahead on the forecast), the forecast's hold on scale-down and
+    the rate limits. Each step returns its replicas and its notes; the message joins them."""
+    guarded = _guard(spec, obs.current_replicas)
+    if guarded is not None:
+        return guarded
+    load = _usable_load(obs.load)
+    if load is None:
+        return _no_data(spec, obs)
+    inp = _inputs(spec, obs, load)
+    props, proposed = _proposals(inp)
+    anomaly = _anomaly(inp, proposed)
+    stabilized, reach = _stabilize(inp, props, anomaly)
+    held, was_held = _hold(inp, props, stabilized)
+    limited, limit_reason = _rate_limit(inp, held)
+    steps = (proposed, anomaly, stabilized, held, limited)
+    return Decision(
+        desired_replicas=limited.replicas,
+        reason=limited.reason,
+        message="; ".join(note for step in steps for note in step.notes),
+        current_replicas=obs.current_replicas,
+        recommendation=anomaly.replicas,
+        forecast_replicas=props.forecast_replicas,
+        reactive_replicas=props.reactive,
+        forecast_value=props.forecast_value,
+        forecast_at_horizon=props.at_horizon,
+        load=load,
+        limit_reason=limit_reason,
+        stabilized=stabilized.replicas != anomaly.replicas and not was_held,
+        looked_ahead=reach > 0,
+        held=was_held,
+        anomalous=inp.anomalous,
+    )
+
+
+@dataclass(frozen=True)
+class _Step:
+    """What one step of the decision leaves: the replicas, the reason that stands for them, and
+    the notes the step adds to the message."""
+
+    replicas: int
+    reason: Reason
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What the steps after the guard read: the spec, the observation and what follows from
+    them (the usable load, the resolved behavior, whether the load is anomalous)."""
+
+    spec: ForecastScalerSpec
+    obs: Observation
+    cur: int
+    load: float
+    per: float
+    tol: float
+    horizon: float
+    q_pct: int
+    up: Rules
+    down: Rules
+    anomalous: bool
+
+
+def _inputs(spec: ForecastScalerSpec, obs: Observation, load: float) -> _Inputs:
+    anomalous = (
+        spec.anomaly.enabled
+        and obs.anomaly_score is not None
+        and obs.anomaly_score >= spec.anomaly.threshold
+    )
+    up, down = resolve_behavior(spec.behavior)
+    return _Inputs(
+        spec=spec,
+        obs=obs,
+        cur=obs.current_replicas,
+        load=load,
+        per=spec.metric.target_per_replica,
+        tol=spec.behavior.tolerance,
+        horizon=parse_duration(spec.forecast.horizon),
+        q_pct=round(spec.forecast.quantile * 100),
+        up=up,
+        down=down,
+        anomalous=anomalous,
+    )
+
+
+# ------------------------------------------------------------------------------ 1. the guard
+
+
+def _guard(spec: ForecastScalerSpec, cur: int) -> Decision | None:
+    """A target at zero replicas is left alone (scaling disabled) and one outside [min, max] is
+    brought back inside, before any metric is looked at; None when neither applies."""
     lo, hi = spec.min_replicas, spec.max_replicas
     base = Decision(desired_replicas=cur, reason=Reason.NO_DATA, message="", current_replicas=cur)
-
     if cur == 0:
         return replace(
             base,
@@ -179,196 +171,221 @@ def decide(spec: ForecastScalerSpec, obs: Observation) -> Decision:
             message=f"current replicas {cur} are below minReplicas {lo}",
             limit_reason="TooFewReplicas",
         )
+    return None
 
-    load = obs.load if obs.load is not None and math.isfinite(obs.load) else None
-    if load is not None and load < 0:
-        load = None
-    if load is None:
-        threshold = spec.fallback.failure_threshold
-        if obs.consecutive_failures >= threshold:
-            floor = spec.fallback.replicas if spec.fallback.replicas is not None else cur
-            desired = min(max(cur, floor, lo), hi)
-            return replace(
-                base,
-                desired_replicas=desired,
-                recommendation=desired,
-                reason=Reason.FALLBACK,
-                fallback=True,
-                message=(
-                    f"metric unavailable for {obs.consecutive_failures} syncs "
-                    f"(failureThreshold {threshold}): holding {desired} replicas, "
-                    "never scaling down without data"
-                ),
-            )
-        # A hold is remembered like a recommendation: after an outage longer than the
-        # scale-down window, the first sample must not be free to remove replicas at once.
+
+def _usable_load(load: float | None) -> float | None:
+    """The current load, or None when it is missing, not a number or negative."""
+    if load is None or not math.isfinite(load) or load < 0:
+        return None
+    return load
+
+
+def _no_data(spec: ForecastScalerSpec, obs: Observation) -> Decision:
+    """Without a usable load: hold the current count, and after failureThreshold syncs in a row
+    hold at least the fallback replicas (never scaling down without data)."""
+    cur = obs.current_replicas
+    base = Decision(desired_replicas=cur, reason=Reason.NO_DATA, message="", current_replicas=cur)
+    threshold = spec.fallback.failure_threshold
+    if obs.consecutive_failures >= threshold:
+        floor = spec.fallback.replicas if spec.fallback.replicas is not None else cur
+        desired = min(max(cur, floor, spec.min_replicas), spec.max_replicas)
         return replace(
             base,
-            recommendation=cur,
-            message="no current load (missing, stale or not a number): holding replicas",
+            desired_replicas=desired,
+            recommendation=desired,
+            reason=Reason.FALLBACK,
+            fallback=True,
+            message=(
+                f"metric unavailable for {obs.consecutive_failures} syncs "
+                f"(failureThreshold {threshold}): holding {desired} replicas, "
+                "never scaling down without data"
+            ),
         )
-
-    per = spec.metric.target_per_replica
-    tol = spec.behavior.tolerance
-    horizon = parse_duration(spec.forecast.horizon)
-    q_pct = round(spec.forecast.quantile * 100)
-
-    anomalous = (
-        spec.anomaly.enabled
-        and obs.anomaly_score is not None
-        and obs.anomaly_score >= spec.anomaly.threshold
+    # A hold is remembered like a recommendation: after an outage longer than the
+    # scale-down window, the first sample must not be free to remove replicas at once.
+    return replace(
+        base,
+        recommendation=cur,
+        message="no current load (missing, stale or not a number): holding replicas",
     )
-    use_forecast = obs.forecast is not None and obs.forecast_trusted
-    if anomalous and spec.anomaly.action == "ReactiveOnly":
-        use_forecast = False
 
-    reactive = replicas_for_average_value(load, per, cur, tol)
-    parts = [f"current load {_fmt(load)} / {_fmt(per)} per replica → {reactive}"]
-    at_horizon = obs.forecast.at(obs.now + horizon) if obs.forecast is not None else None
-    finite = at_horizon is None or all(math.isfinite(x) for x in at_horizon)
-    if not finite:
-        # A forecast that is not a number says nothing; like a missing one, it is not acted on.
-        at_horizon = None
-    forecast_reps: int | None = None
+
+# -------------------------------------------------------------------------- 2. the proposals
+
+
+@dataclass(frozen=True)
+class _Proposals:
+    """The replicas the current load and the forecast at the horizon each ask for."""
+
+    reactive: int
+    forecast_replicas: int | None = None
+    """None when the forecast is not acted on."""
     forecast_value: float | None = None
-    if use_forecast and at_horizon is not None:
-        forecast_value = at_horizon[0]
-        forecast_reps = replicas_for_average_value(forecast_value, per, cur, tol)
-        parts.insert(
-            0,
-            f"p{q_pct} forecast {_fmt(forecast_value)} in {format_duration(horizon)} → "
-            f"{forecast_reps}",
+    at_horizon: tuple[float, float, float, float] | None = None
+    """(value, point, lower, upper) at now + horizon; None when missing or not a number."""
+
+
+def _proposals(inp: _Inputs) -> tuple[_Proposals, _Step]:
+    """Each signal's replicas within the tolerance (the forecast's only when it is acted on),
+    and the recommendation: the larger of them."""
+    forecast = inp.obs.forecast
+    raw = forecast.at(inp.obs.now + inp.horizon) if forecast is not None else None
+    # A forecast that is not a number says nothing; like a missing one, it is not acted on.
+    finite = raw is None or all(math.isfinite(x) for x in raw)
+    at_horizon = raw if finite else None
+    reactive = replicas_for_average_value(inp.load, inp.per, inp.cur, inp.tol)
+    load_note = f"current load {_fmt(inp.load)} / {_fmt(inp.per)} per replica → {reactive}"
+    if _acts_on_forecast(inp) and at_horizon is not None:
+        value = at_horizon[0]
+        reps = replicas_for_average_value(value, inp.per, inp.cur, inp.tol)
+        props = _Proposals(reactive, reps, value, at_horizon)
+        forecast_note = (
+            f"p{inp.q_pct} forecast {_fmt(value)} in {format_duration(inp.horizon)} → {reps}"
         )
-    elif obs.forecast is None:
-        parts.append("no forecast yet")
-    elif not obs.forecast_trusted:
-        parts.append("forecast not trusted")
-    elif anomalous and spec.anomaly.action == "ReactiveOnly":
-        parts.append("forecast ignored during anomaly")
-    elif not finite:
-        parts.append("forecast is not a number at the horizon")
+        return props, _recommend(inp, props, (forecast_note, load_note))
+    props = _Proposals(reactive, at_horizon=at_horizon)
+    return props, _recommend(inp, props, (load_note, _why_not_forecast(inp, finite)))
+
+
+def _acts_on_forecast(inp: _Inputs) -> bool:
+    """A trusted forecast is acted on, unless an anomaly's action is ReactiveOnly."""
+    if inp.anomalous and inp.spec.anomaly.action == "ReactiveOnly":
+        return False
+    return inp.obs.forecast is not None and inp.obs.forecast_trusted
+
+
+def _why_not_forecast(inp: _Inputs, finite: bool) -> str:
+    """Why the forecast was not acted on."""
+    if inp.obs.forecast is None:
+        return "no forecast yet"
+    if not inp.obs.forecast_trusted:
+        return "forecast not trusted"
+    if inp.anomalous and inp.spec.anomaly.action == "ReactiveOnly":
+        return "forecast ignored during anomaly"
+    if not finite:
+        return "forecast is not a number at the horizon"
+    return "forecast does not reach the horizon"
+
+
+def _recommend(inp: _Inputs, props: _Proposals, notes: tuple[str, ...]) -> _Step:
+    """The larger proposal (the reactive one on a tie), or Tolerance when it keeps the current
+    count only because the load is within the tolerance."""
+    reps, value = props.forecast_replicas, props.forecast_value
+    if reps is not None and value is not None and reps > props.reactive:
+        rec, reason, winner = reps, Reason.FORECAST, value
     else:
-        parts.append("forecast does not reach the horizon")
-
-    if forecast_reps is not None and forecast_value is not None and forecast_reps > reactive:
-        rec, reason, winner = forecast_reps, Reason.FORECAST, forecast_value
-    else:
-        rec, reason, winner = reactive, Reason.REACTIVE, load
-    if rec == cur and replicas_for_average_value(winner, per, cur, 0.0) != cur:
-        reason = Reason.TOLERANCE
-        parts.append(f"within tolerance {tol:g} of {cur} replicas")
-
-    if anomalous and spec.anomaly.action == "FreezeScaleDown" and rec < cur:
-        rec, reason = cur, Reason.ANOMALY
-        parts.append(f"anomaly score {obs.anomaly_score:.2f}: scale-down frozen")
-    elif anomalous:
-        parts.append(f"anomaly score {obs.anomaly_score:.2f}")
-
-    up, down = resolve_behavior(spec.behavior)
-    ahead: tuple[Recommendation, ...] = ()
-    reach = 0.0
-    if (
-        forecast_reps is not None
-        and obs.forecast is not None
-        and spec.forecast.look_ahead_scale_down
-        and rec < cur
-    ):
-        ahead, reach = _look_ahead(
-            obs.forecast, obs.now, down.stabilization_window_seconds, per, cur, tol
+        rec, reason, winner = props.reactive, Reason.REACTIVE, inp.load
+    cur = inp.cur
+    if rec == cur and replicas_for_average_value(winner, inp.per, cur, 0.0) != cur:
+        return _Step(
+            rec, Reason.TOLERANCE, (*notes, f"within tolerance {inp.tol:g} of {cur} replicas")
         )
+    return _Step(rec, reason, notes)
+
+
+# ---------------------------------------------------------------------- 3. the anomaly action
+
+
+def _anomaly(inp: _Inputs, proposed: _Step) -> _Step:
+    """While the load is anomalous, FreezeScaleDown keeps the current count instead of a
+    scale-down; the score is noted whatever the action."""
+    if not inp.anomalous:
+        return _Step(proposed.replicas, proposed.reason)
+    score = f"anomaly score {inp.obs.anomaly_score:.2f}"
+    if inp.spec.anomaly.action == "FreezeScaleDown" and proposed.replicas < inp.cur:
+        return _Step(inp.cur, Reason.ANOMALY, (f"{score}: scale-down frozen",))
+    return _Step(proposed.replicas, proposed.reason, (score,))
+
+
+# ------------------------------------------------------------------ 4. the stabilization windows
+
+
+def _stabilize(inp: _Inputs, props: _Proposals, rec: _Step) -> tuple[_Step, float]:
+    """The HPA's stabilization windows over the remembered recommendations, the scale-down one
+    moved ahead onto the forecast where it reaches; also returns that reach (0: not moved)."""
+    ahead, reach = _ahead(inp, props, rec.replicas)
+    recs = inp.obs.memory.recommendations
     stabilized = stabilize(
-        obs.now, cur, rec, obs.memory.recommendations, up, down, ahead=ahead, reach=reach
+        inp.obs.now, inp.cur, rec.replicas, recs, inp.up, inp.down, ahead=ahead, reach=reach
     )
-    if stabilized != rec:
-        direction = "down" if rec < cur else "up"
-        window = (down if direction == "down" else up).stabilization_window_seconds
-        reason = Reason.STABILIZED
-        if reach > 0:
-            ahead_s = round(reach)  # whole seconds read better; the window itself is exact
-            where = f"the forecast's next {format_duration(ahead_s)}"
-            if ahead_s < window:
-                where += f" and the last {format_duration(window - ahead_s)}"
-            parts.append(f"scale-down stabilized over {where}: {rec} → {stabilized}")
-        else:
-            parts.append(f"scale-{direction} stabilized over {window}s: {rec} → {stabilized}")
-    elif reach > 0 and rec < cur:
-        parts.append(f"the forecast stays low for the next {format_duration(round(reach))}")
-    held = False
-    if forecast_reps is not None and obs.forecast is not None and stabilized < cur:
-        # A replica removed now cannot be back before a new one starts, which the horizon
-        # covers: never remove what the trusted forecast needs before then. (With the
-        # defaults the look-ahead window already reaches the horizon; a horizon longer than
-        # the scale-down window, for slow start-ups, is where this holds more.)
-        need = min(cur, _most_needed(obs.forecast, obs.now, horizon, per, cur, tol))
-        if need > stabilized:
-            parts.append(
-                f"scale-down held at {need}: the p{q_pct} forecast needs {need} within "
-                f"{format_duration(horizon)}, before a replica removed now could be back"
-            )
-            stabilized, reason, held = need, Reason.FORECAST, True
-    desired, limit_reason = limit_rate(
-        obs.now, cur, stabilized, lo, hi, obs.memory.scale_events, up, down
-    )
-    if desired != stabilized:
-        reason = {
-            "TooManyReplicas": Reason.MAX_REPLICAS,
-            "TooFewReplicas": Reason.MIN_REPLICAS,
-        }.get(limit_reason, Reason.RATE_LIMITED)
-        parts.append(f"{limit_reason}: {stabilized} → {desired}")
-
-    return Decision(
-        desired_replicas=desired,
-        reason=reason,
-        message="; ".join(parts),
-        current_replicas=cur,
-        recommendation=rec,
-        forecast_replicas=forecast_reps,
-        reactive_replicas=reactive,
-        forecast_value=forecast_value,
-        forecast_at_horizon=at_horizon,
-        load=load,
-        limit_reason=limit_reason,
-        stabilized=stabilized != rec and not held,
-        looked_ahead=reach > 0,
-        held=held,
-        anomalous=anomalous,
-    )
+    if stabilized != rec.replicas:
+        note = _stabilized_note(inp, rec.replicas, stabilized, reach)
+        return _Step(stabilized, Reason.STABILIZED, (note,)), reach
+    if reach > 0 and rec.replicas < inp.cur:
+        note = f"the forecast stays low for the next {format_duration(round(reach))}"
+        return _Step(stabilized, rec.reason, (note,)), reach
+    return _Step(stabilized, rec.reason), reach
 
 
-def _most_needed(
-    forecast: ForecastPath, now: float, horizon: float, per: float, cur: int, tol: float
-) -> int:
-    """The most replicas the forecast's provisioned quantile needs over (now, now + horizon]
-    (0 when no point of the path lies there; points that are not a number are skipped)."""
-    most = 0
-    for t, value in zip(forecast.times, forecast.value, strict=True):
-        if t <= now:
-            continue
-        if t > now + horizon:
-            break
-        if math.isfinite(value) and value >= 0:
-            most = max(most, replicas_for_average_value(value, per, cur, tol))
-    return most
-
-
-def _look_ahead(
-    forecast: ForecastPath, now: float, window: int, per: float, cur: int, tol: float
-) -> tuple[tuple[Recommendation, ...], float]:
-    """The forecast's recommendations over the next scale-down window, and how far they reach
-    (0 when the window is empty, the path ends before now or has a value that is not a
-    number: then the HPA's backward window applies)."""
-    ahead: list[Recommendation] = []
-    for t, value in zip(forecast.times, forecast.value, strict=True):
-        if t <= now:
-            continue
-        if t > now + window:
-            break
-        if not math.isfinite(value) or value < 0:
-            return (), 0.0
-        ahead.append(Recommendation(t, replicas_for_average_value(value, per, cur, tol)))
-    if not ahead or window <= 0:
+def _ahead(inp: _Inputs, props: _Proposals, rec: int) -> tuple[tuple[Recommendation, ...], float]:
+    """The look-ahead (forecast.lookAheadScaleDown): the acted-on forecast's recommendations
+    over the next scale-down window and their reach, for a scale-down only."""
+    forecast = inp.obs.forecast
+    if (
+        props.forecast_replicas is None
+        or forecast is None
+        or not inp.spec.forecast.look_ahead_scale_down
+        or rec >= inp.cur
+    ):
         return (), 0.0
-    return tuple(ahead), min(float(window), ahead[-1].time - now)
+    window = inp.down.stabilization_window_seconds
+    return forecast.look_ahead(inp.obs.now, window, inp.per, inp.cur, inp.tol)
+
+
+def _stabilized_note(inp: _Inputs, rec: int, stabilized: int, reach: float) -> str:
+    """Which window stabilized the recommendation, the look-ahead's part of it included."""
+    direction = "down" if rec < inp.cur else "up"
+    window = (inp.down if direction == "down" else inp.up).stabilization_window_seconds
+    if reach > 0:
+        ahead_s = round(reach)  # whole seconds read better; the window itself is exact
+        where = f"the forecast's next {format_duration(ahead_s)}"
+        if ahead_s < window:
+            where += f" and the last {format_duration(window - ahead_s)}"
+        return f"scale-down stabilized over {where}: {rec} → {stabilized}"
+    return f"scale-{direction} stabilized over {window}s: {rec} → {stabilized}"
+
+
+# -------------------------------------------------------------------- 5. the forecast's hold
+
+
+def _hold(inp: _Inputs, props: _Proposals, stabilized: _Step) -> tuple[_Step, bool]:
+    """A scale-down keeps what the acted-on forecast needs within the horizon; also returns
+    whether it held any replicas."""
+    forecast = inp.obs.forecast
+    kept = _Step(stabilized.replicas, stabilized.reason)
+    if props.forecast_replicas is None or forecast is None or stabilized.replicas >= inp.cur:
+        return kept, False
+    # A replica removed now cannot be back before a new one starts, which the horizon
+    # covers: never remove what the trusted forecast needs before then. (With the
+    # defaults the look-ahead window already reaches the horizon; a horizon longer than
+    # the scale-down window, for slow start-ups, is where this holds more.)
+    need = min(inp.cur, forecast.most_needed(inp.obs.now, inp.horizon, inp.per, inp.cur, inp.tol))
+    if need <= stabilized.replicas:
+        return kept, False
+    note = (
+        f"scale-down held at {need}: the p{inp.q_pct} forecast needs {need} within "
+        f"{format_duration(inp.horizon)}, before a replica removed now could be back"
+    )
+    return _Step(need, Reason.FORECAST, (note,)), True
+
+
+# ------------------------------------------------------------------------ 6. the rate limits
+
+
+def _rate_limit(inp: _Inputs, held: _Step) -> tuple[_Step, LimitReason]:
+    """The rate policies and [min, max]; also returns the HPA's ScalingLimited reason."""
+    lo, hi, events = inp.spec.min_replicas, inp.spec.max_replicas, inp.obs.memory.scale_events
+    desired, limit_reason = limit_rate(
+        inp.obs.now, inp.cur, held.replicas, lo, hi, events, inp.up, inp.down
+    )
+    if desired == held.replicas:
+        return _Step(desired, held.reason), limit_reason
+    reason = {
+        "TooManyReplicas": Reason.MAX_REPLICAS,
+        "TooFewReplicas": Reason.MIN_REPLICAS,
+    }.get(limit_reason, Reason.RATE_LIMITED)
+    return _Step(desired, reason, (f"{limit_reason}: {held.replicas} → {desired}",)), limit_reason
 
 
 def remember(

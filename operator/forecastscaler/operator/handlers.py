@@ -1,17 +1,16 @@
 """Kopf handlers: one startup handler for settings, one per-object loop at spec.interval.
 
-Handlers stay thin: the work is in reconcile.Reconciler. Each ForecastScaler gets a Kopf daemon
-(a per-object timer whose period is read from the live spec every round), so objects with
-different intervals each keep their own cadence, and a spec change takes effect at the next
-round without a restart.
+Handlers stay thin: the work is in reconcile.Reconciler, and the loop in rounds.run_rounds.
+Each ForecastScaler gets a Kopf daemon (a per-object timer whose period is read from the live
+spec every round), so objects with different intervals each keep their own cadence, and a spec
+change takes effect at the next round without a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -21,14 +20,10 @@ from kubernetes import client, config
 from forecastscaler.core.api import GROUP, PLURAL, VERSION
 from forecastscaler.operator.kube import Kube, load_credentials
 from forecastscaler.operator.reconcile import ObjectState, Reconciler, Services
+from forecastscaler.operator.rounds import run_rounds
 from forecastscaler.operator.settings import OperatorConfig
 
 log = logging.getLogger("forecastscaler")
-
-
-def spread_fraction(uid: str) -> float:
-    """A stable fraction in [0, 1) per object, from its uid."""
-    return int(hashlib.sha256(uid.encode()).hexdigest()[:8], 16) / 2**32
 
 
 def _post_event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
@@ -121,30 +116,20 @@ async def autoscale(
     logger: logging.Logger | logging.LoggerAdapter[Any],
     **_: Any,
 ) -> None:
-    """Sync this ForecastScaler every spec.interval until it is deleted.
-
-    Objects created together (an operator restart sees them all at once) are spread out: each
-    object's second sync comes at its own fraction of the interval, and its first refit at its
-    own fraction between half and all of retrainInterval, so syncs and refits do not queue up
-    in lock-step. Each round starts an interval after the previous one started, not after it
-    ended, so a slow sync does not push every later one back."""
+    """Sync this ForecastScaler every spec.interval, start to start, until it is deleted
+    (rounds.run_rounds: the first rounds and refits spread by the object's uid)."""
     reconciler: Reconciler = memo["reconciler"]
-    spread = spread_fraction(body.get("metadata", {}).get("uid") or str(id(body)))
-    state = ObjectState()
-    state.model.first_refit = 0.5 + 0.5 * spread
-    loop = asyncio.get_running_loop()
-    first = True
-    while not stopped:
-        started = loop.time()
-        try:
-            interval = await reconciler.sync(body, state, logger)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # keep serving: the next round may succeed
-            logger.exception("sync failed")
-            interval = 30.0
-        wait = interval * spread if first else interval - (loop.time() - started)
-        first = False
-        await stopped.wait(max(wait, 0.0))
     meta = body.get("metadata", {})
+
+    def sync(state: ObjectState) -> Awaitable[float]:
+        return reconciler.sync(body, state, logger)
+
+    await run_rounds(
+        sync,
+        uid=meta.get("uid") or str(id(body)),
+        clock=asyncio.get_running_loop().time,
+        sleep=stopped.wait,
+        stopped=lambda: bool(stopped),
+        logger=logger,
+    )
     reconciler.s.metrics.forget(meta.get("namespace", ""), meta.get("name", ""))
