@@ -17,7 +17,9 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "anomaly"
 
@@ -177,23 +179,31 @@ def main() -> int:
     print(f"(scored in {elapsed:.1f}s, {1e6 * elapsed / sum(len(f) for f in files):.0f} us/row)")
 
     if len(reports) > 1:
-        print()
-        print(f"{'random_state':>12}{'best':>8}{'default':>9}{'seconds':>9}")
-        for seed, rep, sec in reports:
-            print(f"{seed:>12}{_fmt(rep.best_score):>8}{_fmt(rep.default_score):>9}{sec:>9.1f}")
-        bests = [r.best_score for _, r, _ in reports if r.best_score is not None]
-        fixeds = [r.default_score for _, r, _ in reports if r.default_score is not None]
-        print(f"{'mean':>12}{statistics.mean(bests):>8.1f}{statistics.mean(fixeds):>9.1f}")
+        _print_seeds(reports)
+    _print_published(bool(refs))
+    return 0
 
+
+def _print_seeds(reports: Sequence[tuple[int, Any, float]]) -> None:
+    """One row per random_state (report, seconds) and their mean: the detector's spread."""
+    print()
+    print(f"{'random_state':>12}{'best':>8}{'default':>9}{'seconds':>9}")
+    for seed, rep, sec in reports:
+        print(f"{seed:>12}{_fmt(rep.best_score):>8}{_fmt(rep.default_score):>9}{sec:>9.1f}")
+    bests = [r.best_score for _, r, _ in reports if r.best_score is not None]
+    fixeds = [r.default_score for _, r, _ in reports if r.default_score is not None]
+    print(f"{'mean':>12}{statistics.mean(bests):>8.1f}{statistics.mean(fixeds):>9.1f}")
+
+
+def _print_published(with_refs: bool) -> None:
     print()
     print("published, whole NAB corpus (58 files, 116 windows), standard profile:")
     print("  " + ", ".join(f"{name} {score}" for name, score in PUBLISHED.items()))
-    if refs:
+    if with_refs:
         print(
             "on these files (columns above): NAB's per-file results of those detectors at their "
             "own whole-corpus thresholds, normalised over this corpus's windows"
         )
-    return 0
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -522,6 +522,36 @@ def histogram_mean(services: Services, name: str) -> tuple[float, int]:
     return (total / count if count else math.nan), count
 
 
+def _condition_counts(bodies: Iterable[Mapping[str, Any]]) -> Counter[str]:
+    """How many objects end with each Ready and ForecastReady status."""
+    conditions: Counter[str] = Counter()
+    for body in bodies:
+        for c in (body.get("status") or {}).get("conditions", []):
+            if c["type"] in ("Ready", "ForecastReady"):
+                conditions[f"{c['type']}={c['status']}"] += 1
+    return conditions
+
+
+def _verdict(
+    complete: bool, forecasting: int, covered: int, n: int, p95: float, interval: float
+) -> tuple[str, str]:
+    """Whether the rounds kept their schedule, and why: every object forecasting after the
+    burst, every one seen in steady state, and the p95 lateness within LATE_SHARE."""
+    if not complete:
+        return "no", (
+            f"the startup burst did not finish within the run "
+            f"({forecasting}/{n} objects forecasting)"
+        )
+    if covered < n:
+        return "no", (
+            f"steady state too short to judge: {covered}/{n} objects had a gap after "
+            f"startup (use --steady {2 * interval:g} or more)"
+        )
+    if p95 <= LATE_SHARE * interval:
+        return "yes", f"steady-state p95 lateness {p95:.2f}s <= {LATE_SHARE:.0%} of {interval:g}s"
+    return "no", f"steady-state p95 lateness {p95:.2f}s > {LATE_SHARE:.0%} of {interval:g}s"
+
+
 def analyse(
     args: argparse.Namespace,
     setup: Setup,
@@ -578,35 +608,9 @@ def analyse(
     kept = [retained_mb(s) for s in setup.states if s.model.model is not None]
     fitted_at = [s.model.fitted_at for s in setup.states if s.model.fitted_at is not None]
     models = Counter(s.model.model_name.split(",")[0] or "(none)" for s in setup.states)
-    conditions: Counter[str] = Counter()
-    for body in setup.bodies.values():
-        for c in (body.get("status") or {}).get("conditions", []):
-            if c["type"] in ("Ready", "ForecastReady"):
-                conditions[f"{c['type']}={c['status']}"] += 1
-
+    conditions = _condition_counts(setup.bodies.values())
     p95 = pct(steady_late, 95)
-    if not complete:
-        verdict, why = (
-            "no",
-            f"the startup burst did not finish within the run "
-            f"({len(run.first_forecast)}/{n} objects forecasting)",
-        )
-    elif covered < n:
-        verdict, why = (
-            "no",
-            f"steady state too short to judge: {covered}/{n} objects had a gap after "
-            f"startup (use --steady {2 * interval:g} or more)",
-        )
-    elif p95 <= LATE_SHARE * interval:
-        verdict, why = (
-            "yes",
-            f"steady-state p95 lateness {p95:.2f}s <= {LATE_SHARE:.0%} of {interval:g}s",
-        )
-    else:
-        verdict, why = (
-            "no",
-            f"steady-state p95 lateness {p95:.2f}s > {LATE_SHARE:.0%} of {interval:g}s",
-        )
+    verdict, why = _verdict(complete, len(run.first_forecast), covered, n, p95, interval)
 
     fit = jobs_all.get("fit", {})
     projected = (

@@ -57,29 +57,53 @@ def _parse_time(column: pd.Series, path: str) -> pd.DatetimeIndex:
         ) from exc
 
 
-def load_trace(path: str | Path, column: str = "value", time_column: str = "timestamp") -> Trace:
-    """Read and validate a trace file."""
-    where = str(path)
+def _read_frame(path: str | Path, where: str, columns: tuple[str, ...]) -> pd.DataFrame:
+    """The CSV as strings, with the columns a trace needs and enough rows."""
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except FileNotFoundError as exc:
         raise TraceError(f"{where}: no such file") from exc
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise TraceError(f"{where}: not a CSV file: {exc}") from exc
-    if time_column not in frame.columns:
-        raise TraceError(f"{where}: no {time_column!r} column (columns: {list(frame.columns)})")
-    if column not in frame.columns:
-        raise TraceError(f"{where}: no {column!r} column (columns: {list(frame.columns)})")
+    for name in columns:
+        if name not in frame.columns:
+            raise TraceError(f"{where}: no {name!r} column (columns: {list(frame.columns)})")
     if len(frame) < MIN_TRACE_STEPS:
         raise TraceError(f"{where}: {len(frame)} rows; a trace needs at least {MIN_TRACE_STEPS}")
+    return frame
 
-    raw = frame[column].str.strip()
+
+def _numbers(column: pd.Series, where: str) -> pd.Series:
+    """The value column as floats: empty cells and nan/null/na are gaps, anything else that is
+    not a number is an error naming its line."""
+    raw = column.str.strip()
     values = pd.to_numeric(raw.where(raw != ""), errors="coerce")
     non_numeric = values.isna() & raw.ne("") & ~raw.str.lower().isin(["nan", "null", "na"])
     if non_numeric.any():
         row = int(np.argmax(non_numeric.to_numpy()))
         raise TraceError(f"{where}: line {row + 2}: value {raw.iloc[row]!r} is not a number")
+    return values
 
+
+def _grid_step(index: pd.Index, where: str) -> pd.Timedelta:
+    """The trace's step (the commonest gap); every timestamp must lie on its grid."""
+    deltas = pd.Series(index[1:] - index[:-1])
+    step = pd.Timedelta(deltas.mode().iloc[0])
+    since = (index - index[0]).to_numpy()
+    off_grid = (since % step.to_timedelta64()) != np.timedelta64(0)
+    if off_grid.any():
+        bad = index[int(np.argmax(off_grid))]
+        raise TraceError(
+            f"{where}: irregular timestamps: {bad} is off the {step} grid that starts at {index[0]}"
+        )
+    return step
+
+
+def load_trace(path: str | Path, column: str = "value", time_column: str = "timestamp") -> Trace:
+    """Read and validate a trace file."""
+    where = str(path)
+    frame = _read_frame(path, where, (time_column, column))
+    values = _numbers(frame[column], where)
     index = _parse_time(frame[time_column].str.strip(), where)
     series = pd.Series(values.to_numpy(dtype=np.float64), index=index)
     if not series.index.is_monotonic_increasing:
@@ -91,16 +115,7 @@ def load_trace(path: str | Path, column: str = "value", time_column: str = "time
         warnings.append(f"{len(dups)} duplicated timestamp(s), first {dups[0]}: values averaged")
         series = series.groupby(level=0).mean()
 
-    deltas = pd.Series(series.index[1:] - series.index[:-1])
-    step = pd.Timedelta(deltas.mode().iloc[0])
-    since = (series.index - series.index[0]).to_numpy()
-    off_grid = (since % step.to_timedelta64()) != np.timedelta64(0)
-    if off_grid.any():
-        bad = series.index[int(np.argmax(off_grid))]
-        raise TraceError(
-            f"{where}: irregular timestamps: {bad} is off the {step} grid that starts at "
-            f"{series.index[0]}"
-        )
+    step = _grid_step(series.index, where)
     grid = pd.date_range(series.index[0], series.index[-1], freq=step)
     load = series.reindex(grid)  # missing rows become NaN, like empty cells
     labels = None

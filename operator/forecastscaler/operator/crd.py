@@ -45,31 +45,43 @@ def _structural(node: Any, defs: Schema) -> Any:
         merged = {**target, **node}  # the field's own description wins over the class's
         return _structural(merged, defs)
     if "anyOf" in node:
-        options = [o for o in node.pop("anyOf") if o.get("type") != "null"]
-        if len(options) != 1:
-            raise ValueError(f"cannot express a union in a structural schema: {options}")
-        merged = {**_structural(options[0], defs), **node}
-        if merged.get("default", "") is None:
-            del merged["default"]
-        return _structural(merged, defs)
-    if "const" in node:
-        node["enum"] = [node.pop("const")]
-    if "exclusiveMinimum" in node and not isinstance(node["exclusiveMinimum"], bool):
-        node["minimum"] = node.pop("exclusiveMinimum")
-        node["exclusiveMinimum"] = True
+        return _structural(_optional(node, defs), defs)
+    _translate_keywords(node)
     out: Schema = {}
     for key, value in node.items():
         if key in _DROP:
             continue
         if key == "properties":
             out[key] = {name: _structural(prop, defs) for name, prop in value.items()}
-        elif key in ("items",):
+        elif key == "items":
             out[key] = _structural(value, defs)
         else:
             out[key] = value
-    if out.get("default", "") is None:
-        del out["default"]
-    return out
+    return _without_null_default(out)
+
+
+def _optional(node: Schema, defs: Schema) -> Schema:
+    """`X | None` (anyOf with null) as X: structural schemas have no unions, and an absent
+    field is how Kubernetes says none."""
+    options = [o for o in node.pop("anyOf") if o.get("type") != "null"]
+    if len(options) != 1:
+        raise ValueError(f"cannot express a union in a structural schema: {options}")
+    return _without_null_default({**_structural(options[0], defs), **node})
+
+
+def _translate_keywords(node: Schema) -> None:
+    """JSON Schema 2020 keywords in their OpenAPI v3.0 spelling, in place."""
+    if "const" in node:
+        node["enum"] = [node.pop("const")]
+    if "exclusiveMinimum" in node and not isinstance(node["exclusiveMinimum"], bool):
+        node["minimum"] = node.pop("exclusiveMinimum")
+        node["exclusiveMinimum"] = True
+
+
+def _without_null_default(node: Schema) -> Schema:
+    if node.get("default", "") is None:
+        del node["default"]
+    return node
 
 
 def model_schema(model: type[BaseModel]) -> Schema:

@@ -201,11 +201,29 @@ def make_policies(
     after its replay). Each forecast policy is followed by a `QuantileTrack` per quantile in
     `quantiles` other than its own (replay the list in order: a track after its policy). The hpa
     takes the manifests' minReplicas and maxReplicas when they agree."""
-    out: list[Policy] = []
-    specs: dict[str, dict[str, Any]] = {}
-    warnings: list[str] = []
     names = _policy_names(policies)
     max_replicas = default_max_replicas(world)
+    built, warnings = _build_specs(world, names, scalers, max_replicas)
+    # The HPA gets the forecast policies' bounds when they agree: same limits, fair comparison.
+    bounds = {(spec.min_replicas, spec.max_replicas) for _, spec in built}
+    hpa_bounds = bounds.pop() if len(bounds) == 1 else (1, max_replicas)
+    out: list[Policy] = []
+    specs: dict[str, dict[str, Any]] = {}
+    for kind in names:
+        out.extend(
+            _policies_of(kind, world, built, hpa_bounds, specs, clock, fit_workers, quantiles)
+        )
+    if quantiles and not any(isinstance(p, ForecastPolicy) for p in out):
+        warnings.append("quantiles ignored: no forecast policy is replayed")
+    return out, specs, warnings
+
+
+def _build_specs(
+    world: World, names: Sequence[str], scalers: Sequence[ScalerInput], max_replicas: int
+) -> tuple[list[tuple[str, ForecastScalerSpec]], list[str]]:
+    """Each manifest's spec, as the world runs it, and warnings about them. Without a policy
+    that runs a manifest they are read for the hpa's bounds only."""
+    warnings: list[str] = []
     built: list[tuple[str, ForecastScalerSpec]] = []
     driven = "forecast" in names or "perfect" in names  # policies that run a manifest
     for name, manifest in named_manifests(scalers) if driven or scalers else []:
@@ -229,40 +247,49 @@ def make_policies(
                 "manifests' targetPerReplica when they agree)"
             )
         built.append((name, spec))
-    # The HPA gets the forecast policies' bounds when they agree: same limits, fair comparison.
-    bounds = {(spec.min_replicas, spec.max_replicas) for _, spec in built}
-    hpa_min, hpa_max = bounds.pop() if len(bounds) == 1 else (1, max_replicas)
-    for kind in names:
-        if kind == "hpa":
-            out.append(HpaPolicy(world, min_replicas=hpa_min, max_replicas=hpa_max))
-        elif kind == "oracle":
-            out.append(OraclePolicy(world))
-        elif kind == "target-oracle":
-            out.append(OraclePolicy(world, name=kind, per_replica=world.target))
-        elif kind == "perfect":
-            for name, spec in built:
-                perfect = "perfect" + name.removeprefix("forecast")
-                specs[perfect] = _dump(spec)
-                out.append(PerfectForecastPolicy(world, spec, name=perfect))
-        else:
-            for name, spec in built:
-                specs[name] = _dump(spec)
-                base = ForecastPolicy(
-                    spec,
-                    name=name,
-                    trace_step=world.step,
-                    clock=clock,
-                    fit_workers=fit_workers,
-                    track_quantiles=quantiles,
-                )
-                out.append(base)
-                for q in base.track_quantiles:
-                    track = QuantileTrack(base, q)
-                    specs[track.name] = _dump(track.spec)
-                    out.append(track)
-    if quantiles and not any(isinstance(p, ForecastPolicy) for p in out):
-        warnings.append("quantiles ignored: no forecast policy is replayed")
-    return out, specs, warnings
+    return built, warnings
+
+
+def _policies_of(
+    kind: str,
+    world: World,
+    built: Sequence[tuple[str, ForecastScalerSpec]],
+    hpa_bounds: tuple[int, int],
+    specs: dict[str, dict[str, Any]],
+    clock: Callable[[], float] | None,
+    fit_workers: int,
+    quantiles: Sequence[float],
+) -> list[Policy]:
+    """The policies of one kind (a forecast one per manifest, then its quantile tracks); the
+    specs the manifest-driven ones run are recorded in `specs`."""
+    if kind == "hpa":
+        return [HpaPolicy(world, min_replicas=hpa_bounds[0], max_replicas=hpa_bounds[1])]
+    if kind == "oracle":
+        return [OraclePolicy(world)]
+    if kind == "target-oracle":
+        return [OraclePolicy(world, name=kind, per_replica=world.target)]
+    out: list[Policy] = []
+    for name, spec in built:
+        if kind == "perfect":
+            perfect = "perfect" + name.removeprefix("forecast")
+            specs[perfect] = _dump(spec)
+            out.append(PerfectForecastPolicy(world, spec, name=perfect))
+            continue
+        specs[name] = _dump(spec)
+        base = ForecastPolicy(
+            spec,
+            name=name,
+            trace_step=world.step,
+            clock=clock,
+            fit_workers=fit_workers,
+            track_quantiles=quantiles,
+        )
+        out.append(base)
+        for q in base.track_quantiles:
+            track = QuantileTrack(base, q)
+            specs[track.name] = _dump(track.spec)
+            out.append(track)
+    return out
 
 
 def _dump(spec: ForecastScalerSpec) -> dict[str, Any]:
@@ -304,35 +331,7 @@ def simulate(
         fit_workers = 1 if (os.cpu_count() or 1) > 1 else 0
     chosen, specs, warnings = make_policies(world, policies, scalers, clock, fit_workers, quantiles)
     warnings = [*trace.warnings, *warnings]
-    replays: dict[str, Replay] = {}
-    timings: dict[str, dict[str, Any]] = {}
-    for policy in chosen:
-        on_step = progress(policy.name, world.n - world.first_replayed) if progress else None
-        try:
-            replays[policy.name] = replay(world, policy, on_step)
-        finally:
-            if isinstance(policy, ForecastPolicy):
-                policy.close()
-        if isinstance(policy, QuantileTrack) and policy.quantile == policy.base.track_quantiles[-1]:
-            policy.base.inputs = []  # every track of this policy has run
-        if isinstance(policy, ForecastPolicy):
-            timings[policy.name] = {
-                "seconds": dict(policy.timings.seconds),
-                "calls": dict(policy.timings.calls),
-                "problems": dict(policy.problems),
-            }
-            if policy.fit_ahead is not None:
-                if policy.fit_ahead.broken is not None:
-                    warnings.append(
-                        f"{policy.name}: the fitting worker stopped ({policy.fit_ahead.broken}); "
-                        "the rest was fitted in place, with the same results. If a script calls "
-                        'simulate() at its top level, call it under `if __name__ == "__main__":`'
-                    )
-                timings[policy.name]["fit_ahead"] = {
-                    "prefetched": policy.fit_ahead.hits,
-                    "missed": policy.fit_ahead.misses,
-                    "worker_seconds": policy.fit_ahead.worker_seconds,
-                }
+    replays, timings = _replay_all(world, chosen, progress, warnings)
     oracle = replays.get("oracle") or replay(world, OraclePolicy(world))
     oracle_hours = score(world, oracle)["replica_hours"]
     scores: dict[str, dict[str, Any]] = {}
@@ -362,3 +361,43 @@ def simulate(
         warnings=warnings,
         notes=notes,
     )
+
+
+def _replay_all(
+    world: World,
+    chosen: Sequence[Policy],
+    progress: Callable[[str, int], Callable[[int], None] | None] | None,
+    warnings: list[str],
+) -> tuple[dict[str, Replay], dict[str, dict[str, Any]]]:
+    """Replay each policy in order (a quantile track after its base) and time the forecast
+    ones; a fitting worker that stopped is a warning."""
+    replays: dict[str, Replay] = {}
+    timings: dict[str, dict[str, Any]] = {}
+    for policy in chosen:
+        on_step = progress(policy.name, world.n - world.first_replayed) if progress else None
+        try:
+            replays[policy.name] = replay(world, policy, on_step)
+        finally:
+            if isinstance(policy, ForecastPolicy):
+                policy.close()
+        if isinstance(policy, QuantileTrack) and policy.quantile == policy.base.track_quantiles[-1]:
+            policy.base.inputs = []  # every track of this policy has run
+        if isinstance(policy, ForecastPolicy):
+            timings[policy.name] = {
+                "seconds": dict(policy.timings.seconds),
+                "calls": dict(policy.timings.calls),
+                "problems": dict(policy.problems),
+            }
+            if policy.fit_ahead is not None:
+                if policy.fit_ahead.broken is not None:
+                    warnings.append(
+                        f"{policy.name}: the fitting worker stopped ({policy.fit_ahead.broken}); "
+                        "the rest was fitted in place, with the same results. If a script calls "
+                        'simulate() at its top level, call it under `if __name__ == "__main__":`'
+                    )
+                timings[policy.name]["fit_ahead"] = {
+                    "prefetched": policy.fit_ahead.hits,
+                    "missed": policy.fit_ahead.misses,
+                    "worker_seconds": policy.fit_ahead.worker_seconds,
+                }
+    return replays, timings
