@@ -8,6 +8,7 @@ written for the person reading it.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Annotated, Literal
 
@@ -34,8 +35,10 @@ Duration = Annotated[
 ]
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_duration(value: str) -> float:
-    """Seconds in a Prometheus-style duration such as `90s`, `5m`, `1h30m` or `7d`."""
+    """Seconds in a Prometheus-style duration such as `90s`, `5m`, `1h30m` or `7d` (each
+    distinct string is parsed once: specs' durations are read on every sync)."""
     if not re.fullmatch(_DURATION_PATTERN, value):
         raise ValueError(f"invalid duration {value!r}: use a number and a unit (ms, s, m, h, d, w)")
     return sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(value))
@@ -168,6 +171,11 @@ class TrustSpec(_Model):
         description="Scored forecasts needed before trust is judged; until then it is given.",
     )
 
+    @property
+    def window_seconds(self) -> float:
+        """`window` in seconds."""
+        return parse_duration(self.window)
+
 
 class ForecastSpec(_Model):
     """How the load is forecast."""
@@ -237,6 +245,26 @@ class ForecastSpec(_Model):
         default_factory=TrustSpec,
         description="Accuracy-gated trust in the forecast.",
     )
+
+    @property
+    def step_seconds(self) -> float:
+        """`step` in seconds."""
+        return parse_duration(self.step)
+
+    @property
+    def horizon_seconds(self) -> float:
+        """`horizon` in seconds."""
+        return parse_duration(self.horizon)
+
+    @property
+    def history_seconds(self) -> float:
+        """`history` in seconds."""
+        return parse_duration(self.history)
+
+    @property
+    def retrain_seconds(self) -> float:
+        """`retrainInterval` in seconds."""
+        return parse_duration(self.retrain_interval)
 
 
 AnomalyAction = Literal["FreezeScaleDown", "ReactiveOnly", "Ignore"]
@@ -376,21 +404,22 @@ class ForecastScalerSpec(_Model):
                 f"minReplicas ({self.min_replicas}) is greater than maxReplicas "
                 f"({self.max_replicas})"
             )
-        step = parse_duration(self.forecast.step)
+        step = self.forecast.step_seconds
         if step < 1 or step != int(step):
             raise ValueError("forecast.step must be a whole number of seconds, at least 1s")
-        if parse_duration(self.forecast.history) < 3 * step:
+        if self.forecast.history_seconds < 3 * step:
             raise ValueError("forecast.history must cover at least three steps")
-        if parse_duration(self.forecast.horizon) <= 0:
+        if self.forecast.horizon_seconds <= 0:
             raise ValueError("forecast.horizon must be positive")
-        if parse_duration(self.interval) < 1:
+        if self.interval_seconds < 1:
             raise ValueError("interval must be at least 1s")
-        if parse_duration(self.forecast.trust.window) <= 0:
+        if self.forecast.trust.window_seconds <= 0:
             raise ValueError("forecast.trust.window must be positive")
         return self
 
     @property
     def interval_seconds(self) -> float:
+        """`interval` in seconds."""
         return parse_duration(self.interval)
 
 

@@ -17,7 +17,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from forecastscaler.core.api import ForecastScalerSpec, format_duration, parse_duration
+from forecastscaler.core.api import ForecastScalerSpec, format_duration
 from forecastscaler.core.behavior import (
     LimitReason,
     Recommendation,
@@ -133,7 +133,7 @@ def _inputs(spec: ForecastScalerSpec, obs: Observation, load: float) -> _Inputs:
         load=load,
         per=spec.metric.target_per_replica,
         tol=spec.behavior.tolerance,
-        horizon=parse_duration(spec.forecast.horizon),
+        horizon=spec.forecast.horizon_seconds,
         q_pct=round(spec.forecast.quantile * 100),
         up=up,
         down=down,

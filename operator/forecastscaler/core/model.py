@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from forecastscaler.core.api import ForecastScalerSpec, parse_duration
+from forecastscaler.core.api import ForecastScalerSpec
 from forecastscaler.core.decision import ForecastPath
 from forecastscaler.models.anomaly import residual_score
 from forecastscaler.models.base import FloatArray, Forecaster, InsufficientHistory
@@ -40,16 +40,16 @@ class ModelKey:
 
 def horizon_steps(spec: ForecastScalerSpec) -> int:
     """The horizon in steps (at least one)."""
-    step = parse_duration(spec.forecast.step)
-    return max(1, math.ceil(parse_duration(spec.forecast.horizon) / step))
+    step = spec.forecast.step_seconds
+    return max(1, math.ceil(spec.forecast.horizon_seconds / step))
 
 
 def model_key(spec: ForecastScalerSpec, address: str) -> ModelKey:
     return ModelKey(
         query=spec.metric.query,
         address=address,
-        step=parse_duration(spec.forecast.step),
-        history=parse_duration(spec.forecast.history),
+        step=spec.forecast.step_seconds,
+        history=spec.forecast.history_seconds,
         horizon_steps=horizon_steps(spec),
         models=tuple(spec.forecast.models),
     )
@@ -210,8 +210,8 @@ def paths_from_model(
 ) -> dict[float, ForecastPath] | None:
     """`path_from_model` at each of these provisioned quantiles, from one predict (the paths
     share their times, point and interval): the simulator's quantile tracks."""
-    step = parse_duration(spec.forecast.step)
-    horizon = parse_duration(spec.forecast.horizon)
+    step = spec.forecast.step_seconds
+    horizon = spec.forecast.horizon_seconds
     if now - history_end > horizon + step:  # the newest sample may lag by up to one step
         return None
     steps = max(1, math.ceil((now + horizon - history_end) / step) + 1)

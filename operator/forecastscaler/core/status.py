@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from forecastscaler.core import conditions as cond
-from forecastscaler.core.api import Condition, ForecastScalerSpec, format_duration, parse_duration
+from forecastscaler.core.api import Condition, ForecastScalerSpec, format_duration
 from forecastscaler.core.decision import Decision
 from forecastscaler.core.memory import memory_status
 from forecastscaler.core.model import rfc3339
@@ -180,7 +180,7 @@ def forecast_status(sync: Sync) -> dict[str, Any] | None:
         "lower": sig(lower),
         "upper": sig(upper),
         "quantile": spec.forecast.quantile,
-        "horizonSeconds": parse_duration(spec.forecast.horizon),
+        "horizonSeconds": spec.forecast.horizon_seconds,
         "model": forecast.model,
         "fittedAt": rfc3339(model.fitted_at if model.fitted_at is not None else sync.now),
         "historyPoints": int(model.history.notna().sum()),
@@ -210,7 +210,7 @@ def decision_status(d: Decision, previous: Mapping[str, Any] | None, now: float)
 def accuracy_status(a: Accuracy, spec: ForecastScalerSpec) -> dict[str, Any]:
     status: dict[str, Any] = {
         "samples": a.samples,
-        "windowSeconds": parse_duration(spec.forecast.trust.window),
+        "windowSeconds": spec.forecast.trust.window_seconds,
     }
     for key, value in (
         ("forecastError", a.forecast_mae),
@@ -325,7 +325,7 @@ def able_to_scale_condition(sync: Sync) -> cond.Wanted | None:
 def _held_condition(spec: ForecastScalerSpec, d: Decision) -> cond.Wanted | None:
     """AbleToScale when the forecast's hold or a stabilization window kept the count."""
     if d.held:
-        horizon = format_duration(parse_duration(spec.forecast.horizon))
+        horizon = format_duration(spec.forecast.horizon_seconds)
         return cond.Wanted(
             "AbleToScale",
             "True",

@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from forecastscaler.core.api import ForecastScalerSpec, format_duration, parse_duration
+from forecastscaler.core.api import ForecastScalerSpec, format_duration
 from forecastscaler.core.decision import (
     Decision,
     ForecastPath,
@@ -170,7 +170,7 @@ class ModelResult:
 def headline(spec: ForecastScalerSpec, d: Decision) -> str:
     """The reason for a scale in one phrase, for Events and logs."""
     per = f"{spec.metric.target_per_replica:g} per replica"
-    horizon = format_duration(parse_duration(spec.forecast.horizon))
+    horizon = format_duration(spec.forecast.horizon_seconds)
     q = round(spec.forecast.quantile * 100)
     if d.reason == Reason.FORECAST and d.held:
         return (
@@ -286,9 +286,9 @@ class Sync:
         the last sync with a little overlap for late samples; starts on the step grid, so
         every fetch lands on the same timestamps."""
         spec, model, now = self.spec, self.state.model, self.now
-        step, window = parse_duration(spec.forecast.step), parse_duration(spec.forecast.history)
+        step, window = spec.forecast.step_seconds, spec.forecast.history_seconds
         assert model.key is not None, "select_model first"
-        retrain = parse_duration(spec.forecast.retrain_interval)
+        retrain = spec.forecast.retrain_seconds
         full = model.needs_full_fetch(model.key, now, retrain)
         first = now - window
         if not full:
@@ -303,7 +303,7 @@ class Sync:
         if fetched.full:
             model.history = fresh.iloc[0:0]
             model.fetched_at = self.now
-        model.merge_history(fresh, parse_duration(self.spec.forecast.history), self.now)
+        model.merge_history(fresh, self.spec.forecast.history_seconds, self.now)
 
     def history_is(self, history: pd.Series) -> None:
         """The whole window as read (the simulator's view of the trace)."""
@@ -323,9 +323,7 @@ class Sync:
         spec, state = self.spec, self.state
         model = state.model
         assert model.key is not None, "select_model first"
-        refit = model.needs_refit(
-            model.key, self.now, parse_duration(spec.forecast.retrain_interval)
-        )
+        refit = model.needs_refit(model.key, self.now, spec.forecast.retrain_seconds)
         flagged = state.anomaly.flagged if state.anomaly is not None else ()
         return ModelWork(
             spec=spec,

@@ -16,7 +16,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from forecastscaler.core.api import ForecastScalerSpec, parse_duration
+from forecastscaler.core.api import ForecastScalerSpec
 from forecastscaler.core.decision import Decision
 
 # Trust is withdrawn above this ratio of forecast to last-value error, and given back below
@@ -162,8 +162,8 @@ def _configure(tracker: AccuracyTracker, spec: ForecastScalerSpec) -> None:
     trust = spec.forecast.trust
     # The window spans at least minSamples steps of the metric: on coarse metrics (hourly,
     # say) two hours hold two observations, too few to judge a forecast by.
-    step = max(parse_duration(spec.forecast.step), spec.interval_seconds)
-    window = max(parse_duration(trust.window), trust.min_samples * step)
+    step = max(spec.forecast.step_seconds, spec.interval_seconds)
+    window = max(trust.window_seconds, trust.min_samples * step)
     # Syncs come every interval: a forecast is settled by the sync nearest its time.
     tracker.configure(window, trust.min_samples, spec.interval_seconds / 2)
 
@@ -186,5 +186,5 @@ def remember_forecast(
     against."""
     if decision.forecast_at_horizon is None or decision.load is None:
         return
-    target = now + parse_duration(spec.forecast.horizon)
+    target = now + spec.forecast.horizon_seconds
     tracker.record(target, decision.forecast_at_horizon, decision.load)

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from forecastscaler.core.api import ForecastScalerSpec, parse_duration
+from forecastscaler.core.api import ForecastScalerSpec
 from forecastscaler.core.model import AnomalyState, ModelKey
 from forecastscaler.core.status import (
     Report,
@@ -157,7 +157,7 @@ class Reconciler:
             current=sync.current,
             decision=sync.decision,
             quantile=spec.forecast.quantile,
-            horizon_seconds=parse_duration(spec.forecast.horizon),
+            horizon_seconds=spec.forecast.horizon_seconds,
             accuracy=sync.accuracy,
             trusted=sync.trusted,
             anomaly_score=sync.anomaly_score,

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from forecastscaler.core.api import ForecastScalerSpec, ForecastSpec, parse_duration
+from forecastscaler.core.api import ForecastScalerSpec, ForecastSpec
 from forecastscaler.core.decision import (
     Decision,
     ForecastPath,
@@ -258,10 +258,10 @@ class ForecastPolicy(RecordedPolicy):
         assert self.key is not None
         self.memory: Memory | None = None
         self.detector_scores = pd.Series(dtype="float64")
-        self.retrain = parse_duration(spec.forecast.retrain_interval)
-        self.window = parse_duration(spec.forecast.history)
-        self.horizon = parse_duration(spec.forecast.horizon)
-        self.step = parse_duration(spec.forecast.step)
+        self.retrain = spec.forecast.retrain_seconds
+        self.window = spec.forecast.history_seconds
+        self.horizon = spec.forecast.horizon_seconds
+        self.step = spec.forecast.step_seconds
         self.trace_step = self.step if trace_step is None else trace_step
         self.records: list[SyncRecord] = []
         self.problems: dict[str, int] = {}

@@ -18,7 +18,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from forecastscaler.core.api import ForecastScalerSpec, parse_duration
+from forecastscaler.core.api import ForecastScalerSpec
 from forecastscaler.core.decision import ForecastPath, Memory, Observation
 from forecastscaler.simulator.forecast_policy import RecordedPolicy, SyncRecord
 from forecastscaler.simulator.world import PastView, World
@@ -32,8 +32,8 @@ class PerfectForecastPolicy(RecordedPolicy):
     def __init__(self, world: World, spec: ForecastScalerSpec, *, name: str = "perfect") -> None:
         self.name = name
         self.spec = spec
-        self.horizon = parse_duration(spec.forecast.horizon)
-        self.step = parse_duration(spec.forecast.step)
+        self.horizon = spec.forecast.horizon_seconds
+        self.step = spec.forecast.step_seconds
         self.memory: Memory | None = None
         self.records: list[SyncRecord] = []
         self.failures = 0

@@ -93,14 +93,14 @@ def build_spec(
         parsed = ForecastScalerSpec.model_validate(spec)
     except ValueError as exc:
         raise ScalerError(f"invalid ForecastScaler spec: {exc}") from exc
-    fstep = parse_duration(parsed.forecast.step)
+    fstep = parsed.forecast.step_seconds
     ratio = fstep / step
     if abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
         raise ScalerError(
             f"forecast.step {parsed.forecast.step} is not a multiple of the trace's step "
             f"{format_duration(step)}"
         )
-    horizon = parse_duration(parsed.forecast.horizon)
+    horizon = parsed.forecast.horizon_seconds
     if horizon < startup + parsed.interval_seconds:
         warnings.append(
             f"forecast.horizon {parsed.forecast.horizon} is shorter than the start-up time plus "
