@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -154,7 +155,8 @@ def test_defaults() -> None:
     spec = ForecastScalerSpec.model_validate(MINIMAL)
     assert spec.min_replicas == 1
     assert spec.scale_target_ref.api_version == "apps/v1"
-    assert spec.forecast.horizon == "5m"
+    assert (spec.forecast.startup, spec.forecast.horizon) == ("3m", "4m30s")
+    assert spec.metric.capacity_per_replica is None
     assert spec.forecast.history == "7d"
     assert spec.forecast.step == "1m"
     assert spec.forecast.quantile == 0.9
@@ -237,7 +239,8 @@ def test_parse_duration_rejects(text: str) -> None:
     ("seconds", "text"),
     [
         pytest.param(300, "5m", id="5m"),
-        pytest.param(90, "90s", id="90s"),
+        pytest.param(90, "1m30s", id="90s"),
+        pytest.param(270, "4m30s", id="4m30s"),
         pytest.param(5400, "90m", id="90m"),
         pytest.param(3600, "1h", id="1h"),
         pytest.param(86_400, "1d", id="1d"),
@@ -329,7 +332,8 @@ def test_crd_spec_schema_carries_defaults_and_limits() -> None:
     assert props["minReplicas"]["default"] == 1
     assert props["minReplicas"]["minimum"] == 1
     assert props["mode"]["enum"] == ["Active", "DryRun"]
-    assert props["forecast"]["properties"]["horizon"]["default"] == "5m"
+    assert "default" not in props["forecast"]["properties"]["horizon"]  # derived: see _derived
+    assert "default" not in props["forecast"]["properties"]["startup"]
     assert props["forecast"]["properties"]["horizon"]["pattern"]
     for name in ("forecast", "anomaly", "behavior", "fallback"):
         assert props[name]["default"] == {}, name
@@ -349,3 +353,55 @@ def test_crd_names_columns_and_subresources() -> None:
     for name in ("Target", "Min", "Max", "Current", "Desired", "Forecast", "Mode", "Age"):
         assert name in columns, name
     assert columns[-1] == "Age"
+
+
+@pytest.mark.parametrize(
+    ("forecast", "interval", "expected"),
+    [
+        pytest.param({}, "30s", ("3m", "4m30s"), id="defaults"),
+        pytest.param({"startup": "1m"}, "30s", ("1m", "2m30s"), id="horizon-from-startup"),
+        pytest.param({"horizon": "15m"}, "30s", ("13m30s", "15m"), id="startup-from-horizon"),
+        pytest.param(
+            {"horizon": "15s", "step": "5s"}, "5s", ("5s", "15s"), id="fast-demo-clock"
+        ),
+        pytest.param({"horizon": "1m"}, "30s", ("0s", "1m"), id="startup-at-least-0"),
+        pytest.param({"startup": "2m", "horizon": "10m"}, "30s", ("2m", "10m"), id="both"),
+        pytest.param({"step": "1h"}, "5m", ("3m", "68m"), id="coarse-step"),
+    ],
+)
+def test_startup_and_horizon_are_derived_from_each_other(
+    forecast: dict[str, str], interval: str, expected: tuple[str, str]
+) -> None:
+    spec = ForecastScalerSpec.model_validate(
+        {**MINIMAL, "forecast": forecast, "interval": interval}
+    )
+    assert (spec.forecast.startup, spec.forecast.horizon) == expected
+    # Parsed again from its own dump, the spec is the same (the derivation is idempotent).
+    again = ForecastScalerSpec.model_validate(spec.model_dump(by_alias=True))
+    assert again == spec
+
+
+@pytest.mark.parametrize(
+    ("overrides", "says"),
+    [
+        pytest.param(
+            {"forecast": {"startup": "5m", "horizon": "2m"}},
+            "forecast.horizon (2m) is shorter than forecast.startup plus interval (5m30s)",
+            id="horizon-shorter-than-the-window",
+        ),
+        pytest.param(
+            {"metric": {"query": "q", "targetPerReplica": 8, "capacityPerReplica": 5}},
+            "metric.capacityPerReplica (5) is below metric.targetPerReplica (8)",
+            id="capacity-below-target",
+        ),
+        pytest.param(
+            {"metric": {"query": "q", "targetPerReplica": 8, "capacityPerReplica": 0}},
+            "capacityPerReplica",
+            id="capacity-zero",
+        ),
+        pytest.param({"forecast": {"quantile": 0.9999}}, "quantile", id="quantile-above-0.999"),
+    ],
+)
+def test_window_and_capacity_are_checked(overrides: dict[str, Any], says: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        ForecastScalerSpec.model_validate({**MINIMAL, **overrides})

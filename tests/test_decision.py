@@ -104,14 +104,15 @@ CASES = {
         forecast=100,
         check={"forecast_replicas": 10, "reactive_replicas": 5, "recommendation": 10},
     ),
-    # Load 80 → 8; forecast 40 → 4: the higher, reactive, wins.
-    "reactive-above-forecast-wins": Case(
+    # Load 80, but the trusted forecast for the step in progress is 40: the floor is what the
+    # load needs now, 4 (the last sample describes a step that has ended).
+    "a-lower-forecast-for-now-lowers-the-floor": Case(
         5,
         80,
-        8,
+        4,
         Reason.REACTIVE,
         forecast=40,
-        check={"forecast_replicas": 4, "reactive_replicas": 8},
+        check={"forecast_replicas": 4, "reactive_replicas": 4},
     ),
     "tie-goes-to-reactive": Case(5, 80, 8, Reason.REACTIVE, forecast=80),
     "no-forecast-reactive": Case(5, 80, 8, Reason.REACTIVE, check={"forecast_replicas": None}),
@@ -125,7 +126,14 @@ CASES = {
     # 44 / 50 = 0.88 → ceil(4.4) = 5: outside tolerance but rounds to the current count.
     "outside-tolerance-rounds-to-current": Case(5, 44, 5, Reason.REACTIVE),
     # Reactive 40 → 4; forecast 54 is within tolerance of 5 → 5 wins, held by tolerance.
-    "forecast-within-tolerance-holds": Case(5, 40, 5, Reason.TOLERANCE, forecast=54),
+    # The tolerance keeps more than the forecast needs, never fewer: 54 within 10 % of 5
+    # replicas' 50 still asks for 6; 90 within 10 % of 10 replicas' 100 keeps 10, not 9.
+    "forecast-above-the-count-is-not-kept-within-tolerance": Case(
+        5, 40, 6, Reason.FORECAST, forecast=54
+    ),
+    "forecast-below-the-count-within-tolerance-holds": Case(
+        10, 80, 10, Reason.TOLERANCE, forecast=90
+    ),
     # --- no data ----------------------------------------------------------------------------------
     # A hold is remembered, so a long outage cannot empty the scale-down window.
     "no-data-none": Case(5, None, 5, Reason.NO_DATA, check={"recommendation": 5}),
@@ -403,8 +411,12 @@ HOLD_CASES = {
     "the-hold-needs-no-look-ahead": HoldCase(600, 8, True, NO_LOOK_AHEAD),
     # Beyond the horizon a replica removed now can be back in time: released.
     "peak-beyond-the-horizon": HoldCase(1020, 3, False, LONG_HORIZON, reason=Reason.REACTIVE),
-    # At the horizon the forecast's own proposal asks for it: nothing to hold.
-    "peak-at-the-horizon-is-the-forecast": HoldCase(900, 8, False, LONG_HORIZON),
+    # In the window the decision serves (the 15m horizon leaves a 13m30s start-up: the steps
+    # labelled in (13m30s, 15m)), the forecast's own proposal asks for it: nothing to hold.
+    "peak-in-the-window-is-the-forecast": HoldCase(840, 8, False, LONG_HORIZON),
+    # A peak labelled at the horizon is the step after the window: the next sync provisions
+    # it, and this one keeps it (the hold).
+    "peak-at-the-horizon-is-held": HoldCase(900, 8, True, LONG_HORIZON),
     # With the defaults (5m horizon, 300 s window) the look-ahead already holds it.
     "defaults-the-window-holds-it": HoldCase(120, 8, False, reason=Reason.STABILIZED),
     "untrusted-forecast-holds-nothing": HoldCase(
@@ -506,7 +518,10 @@ def test_decide(case: Case) -> None:
 
 def test_decision_message_explains_the_numbers() -> None:
     d = decide(make_spec(), observation(CASES["forecast-above-reactive-wins"]))
-    assert d.message == "p90 forecast 100 in 5m → 10; current load 50 / 10 per replica → 5"
+    assert d.message == (
+        "p90 forecast peak 100 3m–3m30s ahead / 10 per replica (target) → 10; "
+        "current load 50 / 10 per replica → 5"
+    )
     assert d.forecast_value == 100
     assert d.forecast_at_horizon == (100, 100, 100, 100)
 
@@ -677,9 +692,11 @@ def test_forecast_scales_up_before_the_load_arrives() -> None:
     """The load steps from 50 to 150 at t=600 and a perfect forecast sees it coming; a sync
     every 15 s, every decision applied.
 
-    Hand-computed, forecast at t + 300: up to t=285 it is 50 (5 replicas); at t=300 it is 150
-    (15), and the default rate limit from 5 allows max(2 x 5, 5 + 4) = 10; at t=315 the step
-    is 15 s old, outside the period, and 15 is reached: 285 s before the load arrives.
+    Hand-computed with the defaults (startup 3m, interval 30s, step 1m): a sync at t serves
+    [t + 180, t + 210], the steps labelled in (t + 180, t + 270), here the one at t + 240. Up
+    to t=345 it is 50 (5 replicas); at t=360 it is 150 (15), and the default rate limit from 5
+    allows max(2 x 5, 5 + 4) = 10; at t=375 the step is 15 s old, outside the period, and 15
+    is reached, ready at 555: before the load arrives.
     """
     rise = 600.0
     spec = make_spec()
@@ -701,10 +718,10 @@ def test_forecast_scales_up_before_the_load_arrives() -> None:
         current = d.desired_replicas
         seen[t] = (current, d.reason)
         t += 15.0
-    assert all(seen[t][0] == 5 for t in seen if t < 300)
-    assert seen[300.0] == (10, Reason.RATE_LIMITED)
-    assert seen[315.0] == (15, Reason.FORECAST)
-    assert all(seen[t][0] == 15 for t in seen if t >= 315)
+    assert all(seen[t][0] == 5 for t in seen if t < 360)
+    assert seen[360.0] == (10, Reason.RATE_LIMITED)
+    assert seen[375.0] == (15, Reason.FORECAST)
+    assert all(seen[t][0] == 15 for t in seen if t >= 375)
 
 
 # ---------------------------------------------------------------------------------- properties
@@ -923,3 +940,80 @@ def test_an_outage_longer_than_the_window_does_not_release_a_scale_down() -> Non
         memory = remember(spec, memory, d, now, applied=False)
     back = decide(spec, Observation(now=now + 30, current_replicas=10, load=100.0, memory=memory))
     assert back.desired_replicas == 10 and back.reason == Reason.STABILIZED
+
+
+@dataclass(frozen=True)
+class FloorCase:
+    now_value: float
+    """The provisioned quantile for the step in progress (30 elsewhere, 8 replicas' worth 80)."""
+    load: float
+    expected: int
+    reason: Reason
+    spec: dict[str, Any] = field(default_factory=dict)
+    trusted: bool = True
+
+
+CAPACITY = {"metric": {"query": "q", "targetPerReplica": 8, "capacityPerReplica": 10}}
+FLOOR_CASES = {
+    # The load (80) needs 8 at capacity 10 and the forecast for now agrees: the floor wins.
+    "the-floor-is-the-load-at-capacity": FloorCase(90, 80, 8, Reason.REACTIVE, CAPACITY),
+    # Untrusted, the operator is the HPA at targetPerReplica 8: ceil(80 / 8) = 10.
+    "untrusted-is-the-hpa-at-the-target": FloorCase(
+        90, 80, 10, Reason.REACTIVE, CAPACITY, trusted=False
+    ),
+    # Without capacityPerReplica the forecast path provisions at the target (8): 10.
+    "without-capacity-at-the-target": FloorCase(
+        90, 80, 10, Reason.REACTIVE, {"metric": {"query": "q", "targetPerReplica": 8}}
+    ),
+    # The forecast for now is 50: the floor follows it (5), the window's 30 asks for 3.
+    "the-forecast-for-now-is-lower": FloorCase(50, 80, 5, Reason.REACTIVE, CAPACITY),
+}
+
+
+@pytest.mark.parametrize("case", list(FLOOR_CASES.values()), ids=list(FLOOR_CASES))
+def test_the_floor_while_the_forecast_is_acted_on(case: FloorCase) -> None:
+    times = tuple(NOW + i for i in range(0, 1201, 60))
+    vals = tuple(case.now_value if i == 1 else 30.0 for i in range(len(times)))
+    path = ForecastPath(times, vals, vals, vals, vals, 0.9, "test")
+    obs = Observation(
+        now=NOW + 1,
+        current_replicas=5,
+        load=case.load,
+        forecast=path,
+        forecast_trusted=case.trusted,
+    )
+    d = decide(make_spec(case.spec), obs)
+    assert (d.desired_replicas, d.reason) == (case.expected, case.reason), d.message
+
+
+@dataclass(frozen=True)
+class RampCase:
+    jump_at: int
+    """Seconds ahead of the step that needs 40 replicas (label: its end)."""
+    expected: int
+    says: str = ""
+
+
+RAMP_CASES = {
+    # From 5, the default policies double per 15 s period and syncs are 30 s apart. The step
+    # labelled 6m ahead starts 5m30s ahead: floor((330 - 180) / 30) = 5 later syncs are in time
+    # for it, and 40 is reached from 5 in three: nothing to do early.
+    "far-enough-to-ramp-later": RampCase(360, 5),
+    # Labelled 4m30s ahead, it starts 4m ahead: 2 later syncs, 40 needs 10 now (10, 20, 40).
+    "two-syncs-left": RampCase(270, 10, "scaling up early to 10"),
+    # Labelled 4m ahead, it starts 3m30s ahead, at the window's end: one later sync, 20 now,
+    # of which this sync's own rate limit allows 10 (the step will be short: it came too late).
+    "one-sync-left": RampCase(240, 10, "scaling up early to 20"),
+}
+
+
+@pytest.mark.parametrize("case", list(RAMP_CASES.values()), ids=list(RAMP_CASES))
+def test_a_jump_ahead_starts_early_enough_for_the_rate_limits(case: RampCase) -> None:
+    times = tuple(NOW + i for i in range(0, 1201, 30))
+    vals = tuple(400.0 if t - NOW == case.jump_at else 50.0 for t in times)
+    path = ForecastPath(times, vals, vals, vals, vals, 0.9, "test")
+    spec = make_spec({**CAPACITY, "maxReplicas": 100, "forecast": {"step": "30s"}})
+    obs = Observation(now=NOW, current_replicas=5, load=50.0, forecast=path)
+    d = decide(spec, obs)
+    assert d.desired_replicas == case.expected, d.message
+    assert case.says in d.message

@@ -121,6 +121,7 @@ def test_no_look_ahead(k: int) -> None:
     np.testing.assert_array_equal(base[:k], truncated)
 
 
+@pytest.mark.slow
 def test_step_by_step_equals_the_batch() -> None:
     y = with_anomaly("level-shift", at=500).iloc[:800].copy()  # longer than twice the buffer
     y.iloc[300:305] = np.nan  # a gap

@@ -121,13 +121,14 @@ def _spec(anomaly: bool) -> ForecastScalerSpec:
     )
 
 
-SCENARIOS = {
-    "ensemble-with-anomaly-detection": True,
-    "ensemble-without-anomaly-detection": False,
-}
+SCENARIOS = [
+    # The longer replay (the detector runs at every sync) is `slow`: make test runs it.
+    pytest.param(True, id="ensemble-with-anomaly-detection", marks=pytest.mark.slow),
+    pytest.param(False, id="ensemble-without-anomaly-detection"),
+]
 
 
-@pytest.mark.parametrize("anomaly", SCENARIOS.values(), ids=SCENARIOS.keys())
+@pytest.mark.parametrize("anomaly", SCENARIOS)
 def test_reconciler_and_simulator_decide_alike_at_every_sync(anomaly: bool) -> None:
     trace = load_trace(bundled_trace_path())
     world = build_world(trace, startup="2m", warmup=0.5)

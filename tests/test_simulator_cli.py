@@ -246,22 +246,39 @@ def test_a_script_without_a_main_guard_is_replayed_once(trace_csv: Path, tmp_pat
 
 
 @pytest.mark.parametrize(
-    ("manifest", "step", "horizon"),
+    ("manifest", "step", "expected", "warns"),
     [
-        pytest.param(None, 60.0, "5m", id="default-1m"),
-        pytest.param(None, 300.0, "630s", id="default-5m-covers-startup-and-step"),
-        pytest.param({"forecast": {"horizon": "2m"}}, 60.0, "2m", id="manifest-wins"),
+        pytest.param(None, 60.0, ("3m", "4m30s", 10.0), False, id="default-1m"),
+        pytest.param(None, 300.0, ("5m", "10m30s", 10.0), False, id="default-5m-startup-and-step"),
+        pytest.param(
+            {"forecast": {"horizon": "10m"}}, 60.0, ("3m", "10m", 10.0), False, id="horizon"
+        ),
+        pytest.param(
+            {"forecast": {"startup": "1m"}}, 60.0, ("1m", "2m30s", 10.0), True, id="own-startup"
+        ),
+        pytest.param(
+            {"metric": {"capacityPerReplica": 9}}, 60.0, ("3m", "4m30s", 9.0), False, id="capacity"
+        ),
     ],
 )
 def test_forecast_spec_defaults(
-    manifest: dict[str, object] | None, step: float, horizon: str
+    manifest: dict[str, object] | None,
+    step: float,
+    expected: tuple[str, str, float],
+    warns: bool,
 ) -> None:
     spec, warnings = build_spec(
-        manifest, step=step, startup=max(180.0, step), target=8.0, max_replicas=50
+        manifest, step=step, startup=max(180.0, step), target=8.0, max_replicas=50, capacity=10.0
     )
-    assert spec.forecast.horizon == horizon
+    got = (spec.forecast.startup, spec.forecast.horizon, spec.metric.capacity_per_replica)
+    assert got == expected
     assert spec.metric.target_per_replica == 8.0
-    assert (horizon == "2m") == bool(warnings)
+    assert bool(warnings) == warns, warnings
+
+
+def test_a_horizon_shorter_than_the_window_is_refused() -> None:
+    with pytest.raises(ScalerError, match=r"shorter than forecast\.startup plus interval"):
+        build_spec({"forecast": {"horizon": "2m"}}, step=60, startup=180, target=8, max_replicas=10)
 
 
 def test_forecast_step_must_be_a_multiple_of_the_trace_step() -> None:

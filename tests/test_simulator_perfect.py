@@ -110,6 +110,7 @@ def test_an_exact_forecast_is_never_short_on_coarse_steps_with_peaks(step: float
     assert held.dtype == bool and (held.any() or step == 300.0)  # the log says when it held
 
 
+@pytest.mark.slow
 def test_perfect_runs_each_manifest_as_the_forecast_policy_does(tmp_path: Path) -> None:
     trace = _csv(_world(), tmp_path / "t.csv")
     one = simulate(
@@ -166,3 +167,49 @@ def test_a_coarser_forecast_step_samples_its_grid_as_the_range_query_does() -> N
         for t, v in zip(path.times[1:], path.value[1:], strict=True):
             j = round((t - world.t0) / world.step) - 1
             assert v == world.load[j] or not math.isfinite(world.load[j])
+
+
+def _shaped(kind: str, step: float, n: int = 720) -> pd.Series:
+    """Short synthetic loads whose shape is what `kind` says."""
+    rng = np.random.default_rng(7)
+    t = np.arange(n, dtype=np.float64)
+    base = 200 + 100 * np.sin(2 * np.pi * t / 180)
+    if kind == "one-step-peaks":
+        base[rng.choice(np.arange(n // 2, n), size=30, replace=False)] *= 3.0
+    elif kind == "slow-ramps":
+        base = 50 + 400 * np.abs(((t / 240) % 2) - 1)
+    elif kind == "jumps-beyond-the-rate-limit":
+        base = np.where((t // 37) % 2 == 0, 40.0, 900.0)
+    elif kind == "poisson-counts":
+        base = rng.poisson(np.maximum(base, 1.0)).astype(np.float64)
+    index = pd.date_range("2024-01-01", periods=n, freq=pd.Timedelta(seconds=step), tz="UTC")
+    return pd.Series(base, index=index)
+
+
+@pytest.mark.parametrize(
+    ("kind", "step"),
+    [
+        pytest.param("one-step-peaks", 60.0, id="one-step-peaks-1m"),
+        pytest.param("one-step-peaks", 900.0, id="one-step-peaks-15m"),
+        pytest.param("slow-ramps", 60.0, id="slow-ramps-1m"),
+        pytest.param("jumps-beyond-the-rate-limit", 60.0, id="jumps-x22-1m"),
+        pytest.param("jumps-beyond-the-rate-limit", 3600.0, id="jumps-x22-1h"),
+        pytest.param("poisson-counts", 30.0, id="poisson-30s"),
+    ],
+)
+def test_an_exact_forecast_at_capacity_is_never_short_and_near_the_oracle(
+    kind: str, step: float
+) -> None:
+    """Issue 13's rule check: fed the exact future, the decision provisions the peak of the
+    window each sync serves at capacity, starts jumps early enough for the rate limits, and so
+    is never short, at most 5 % above the cheapest schedule that is never short."""
+    from forecastscaler.simulator.oracle import OraclePolicy
+    from forecastscaler.simulator.scores import score
+
+    world = World.build(kind, _shaped(kind, step), step, 10.0, 180.0, 0.5)
+    oracle = score(world, replay(world, OraclePolicy(world)))
+    policy = _perfect(world)
+    assert policy.spec.metric.capacity_per_replica == world.capacity
+    got = score(world, replay(world, policy), oracle["replica_hours"])
+    assert got["short_steps"] == 0
+    assert got["cost_vs_oracle"] <= 1.05, got

@@ -45,11 +45,13 @@ def parse_duration(value: str) -> float:
 
 
 def format_duration(seconds: float) -> str:
-    """The shortest readable duration for a number of seconds (`300` → `5m`)."""
-    for unit in ("w", "d", "h", "m", "s"):
+    """The shortest readable duration for a number of seconds (`300` → `5m`, `270` → `4m30s`)."""
+    for unit in ("w", "d", "h", "m"):
         size = _UNIT_SECONDS[unit]
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
+    if seconds > 60 and seconds == int(seconds):
+        return format_duration(seconds - seconds % 60) + format_duration(seconds % 60)
     return f"{seconds:g}s"
 
 
@@ -125,6 +127,19 @@ class MetricSpec(_Model):
             "AverageValue target). Desired replicas = ceil(load / targetPerReplica)."
         ),
     )
+    capacity_per_replica: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "Load one replica serves before it is short (its latency objective is breached), "
+            "in the query's unit; at least targetPerReplica. Set, a trusted forecast is "
+            "provisioned at capacity: the forecast quantile is the only safety margin, and "
+            "the floor is what the current load needs at capacity. Whenever the forecast is "
+            "not acted on (none yet, untrusted, an anomaly with ReactiveOnly, fallback) the "
+            "operator is the HPA at targetPerReplica. Unset: the forecast is provisioned at "
+            "targetPerReplica too, which pays the target's margin on top of the quantile's."
+        ),
+    )
     prometheus: PrometheusSpec | None = Field(
         default=None, description="Prometheus to query; defaults to the operator's setting."
     )
@@ -177,17 +192,40 @@ class TrustSpec(_Model):
         return parse_duration(self.window)
 
 
+DEFAULT_INTERVAL = "30s"
+DEFAULT_STARTUP = "3m"
+
+
+def derived_startup(horizon: str | None, interval: str, step: str) -> float:
+    """The start-up a spec without `forecast.startup` stands for: horizon minus one interval
+    and one step (what the horizon was documented to cover), or the default without horizon."""
+    if horizon is None:
+        return parse_duration(DEFAULT_STARTUP)
+    rest = parse_duration(horizon) - parse_duration(interval) - parse_duration(step)
+    return max(0.0, rest)
+
+
 class ForecastSpec(_Model):
     """How the load is forecast."""
 
-    horizon: Duration = Field(
-        default="5m",
+    startup: Duration | None = Field(
+        default=None,
         description=(
-            "How far ahead to provision. Set it to the workload's pod start-up time plus one "
-            "interval, so replicas asked for now are ready when the forecast load arrives. "
-            "The default, 5m, covers start-ups of up to about 4 minutes at the 30s interval. "
-            "While the forecast is trusted, a scale-down also keeps what the forecast needs "
-            "within the horizon, since a replica removed now could not be back sooner."
+            "Time from asking for a replica to its serving load (scheduling, image pull, "
+            "start-up and readiness). Replicas asked for now serve from now + startup until "
+            "the next sync's are ready, so each decision provisions the peak of the forecast "
+            "quantile over [now + startup, now + startup + interval]. Unset: horizon minus "
+            "one interval and one step (at least 0), or 3m when horizon is unset too."
+        ),
+    )
+    horizon: Duration | None = Field(
+        default=None,
+        description=(
+            "How far ahead to forecast: at least startup + interval. Unset: startup + "
+            "interval + step (the window the decision serves, with the step that ends "
+            "after it), 4m30s with the defaults. While the forecast is trusted, a "
+            "scale-down keeps what the forecast needs within the horizon, since a replica "
+            "removed now could not be back sooner."
         ),
     )
     history: Duration = Field(
@@ -205,10 +243,14 @@ class ForecastSpec(_Model):
     quantile: float = Field(
         default=0.9,
         ge=0.5,
-        le=0.99,
+        le=0.999,
         description=(
-            "Forecast quantile to provision for: 0.9 means capacity for a load the forecast "
-            "expects to be exceeded only 10% of the time."
+            "Forecast quantile to provision for: the safety margin, stated as a shortage "
+            "budget. While the forecast is trusted, the share of steps in which ready "
+            "capacity is below the load should be about 1 - quantile: 0.995 is a budget of "
+            "0.5 % of steps short (at capacityPerReplica; at targetPerReplica the target "
+            "adds its own margin). `forecastscaler simulate --frontier` shows the trade-off "
+            "on your own trace."
         ),
     )
     look_ahead_scale_down: bool = Field(
@@ -252,9 +294,18 @@ class ForecastSpec(_Model):
         return parse_duration(self.step)
 
     @property
+    def startup_seconds(self) -> float:
+        """`startup` in seconds (a spec parsed as a whole always has it: see `_derived`)."""
+        if self.startup is not None:
+            return parse_duration(self.startup)
+        return derived_startup(self.horizon, DEFAULT_INTERVAL, self.step)
+
+    @property
     def horizon_seconds(self) -> float:
-        """`horizon` in seconds."""
-        return parse_duration(self.horizon)
+        """`horizon` in seconds (a spec parsed as a whole always has it: see `_derived`)."""
+        if self.horizon is not None:
+            return parse_duration(self.horizon)
+        return self.startup_seconds + parse_duration(DEFAULT_INTERVAL) + self.step_seconds
 
     @property
     def history_seconds(self) -> float:
@@ -391,10 +442,38 @@ class ForecastScalerSpec(_Model):
         default="Active",
         description="Active scales the target; DryRun does everything but write the scale.",
     )
-    interval: Duration = Field(default="30s", description="How often to decide (sync period).")
+    interval: Duration = Field(
+        default=DEFAULT_INTERVAL, description="How often to decide (sync period)."
+    )
     fallback: FallbackSpec = Field(
         default_factory=FallbackSpec, description="Behaviour while the metric is unavailable."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derived(cls, data: object) -> object:
+        """Fill in forecast.startup and forecast.horizon from each other, the interval and the
+        step, so every parsed spec has both (the CRD cannot default them: they depend on the
+        interval and the step). Values that are not durations are left to the field checks."""
+        if not isinstance(data, dict):
+            return data
+        forecast = data.get("forecast", {})
+        if isinstance(forecast, ForecastSpec):
+            forecast = forecast.model_dump(exclude_unset=True)
+        if not isinstance(forecast, dict):
+            return data
+        interval = data.get("interval", DEFAULT_INTERVAL)
+        step = forecast.get("step", "1m")
+        startup, horizon = forecast.get("startup"), forecast.get("horizon")
+        durations = (interval, step, *(d for d in (startup, horizon) if d is not None))
+        if not all(isinstance(d, str) and re.fullmatch(_DURATION_PATTERN, d) for d in durations):
+            return data
+        if startup is None:
+            startup = format_duration(derived_startup(horizon, interval, step))
+        if horizon is None:
+            seconds = parse_duration(startup) + parse_duration(interval) + parse_duration(step)
+            horizon = format_duration(seconds)
+        return {**data, "forecast": {**forecast, "startup": startup, "horizon": horizon}}
 
     @model_validator(mode="after")
     def _check(self) -> ForecastScalerSpec:
@@ -409,10 +488,15 @@ class ForecastScalerSpec(_Model):
             raise ValueError("forecast.step must be a whole number of seconds, at least 1s")
         if self.forecast.history_seconds < 3 * step:
             raise ValueError("forecast.history must cover at least three steps")
-        if self.forecast.horizon_seconds <= 0:
-            raise ValueError("forecast.horizon must be positive")
         if self.interval_seconds < 1:
             raise ValueError("interval must be at least 1s")
+        self._check_window()
+        capacity, target = self.metric.capacity_per_replica, self.metric.target_per_replica
+        if capacity is not None and capacity < target:
+            raise ValueError(
+                f"metric.capacityPerReplica ({capacity:g}) is below metric.targetPerReplica "
+                f"({target:g}): a replica cannot be meant to serve more than it can"
+            )
         if self.forecast.trust.window_seconds <= 0:
             raise ValueError("forecast.trust.window must be positive")
         return self
@@ -421,6 +505,19 @@ class ForecastScalerSpec(_Model):
     def interval_seconds(self) -> float:
         """`interval` in seconds."""
         return parse_duration(self.interval)
+
+    def _check_window(self) -> None:
+        """The horizon reaches past the window a decision serves: [startup, startup + interval]."""
+        horizon = self.forecast.horizon_seconds
+        window_end = self.forecast.startup_seconds + self.interval_seconds
+        if horizon <= 0:
+            raise ValueError("forecast.horizon must be positive")
+        if horizon < window_end:
+            raise ValueError(
+                f"forecast.horizon ({self.forecast.horizon}) is shorter than forecast.startup "
+                f"plus interval ({format_duration(window_end)}): replicas asked for on the "
+                "forecast would be late; raise the horizon, or leave it unset to derive it"
+            )
 
 
 # ------------------------------------------------------------------------------------- status

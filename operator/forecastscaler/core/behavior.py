@@ -55,6 +55,18 @@ def replicas_for_average_value(
     return max(0, math.ceil(load / per_replica - 1e-9))
 
 
+def replicas_to_cover(load: float, per_replica: float, current: int, tolerance: float) -> int:
+    """Replicas that serve `load` at `per_replica` each: ceil(load / per_replica), but the current
+    count while it covers the load and load / (per_replica x current) is within the tolerance.
+    Unlike the HPA's rule, the tolerance may keep more replicas than the load needs, never
+    fewer: the forecast path's quantile is the margin, and a tolerance that kept fewer would
+    spend it."""
+    need = max(0, math.ceil(load / per_replica - 1e-9))
+    if 0 < need <= current and load / (per_replica * current) >= 1.0 - tolerance:
+        return current
+    return need
+
+
 def resolve(rules: ScalingRules | None, default: Rules) -> Rules:
     """Fill unset fields from the HPA's defaults for that direction."""
     if rules is None:
@@ -174,6 +186,33 @@ def scale_down_limit(now: float, current: int, events: Sequence[ScaleEvent], rul
     if not proposals:
         return current
     return max(proposals) if rules.select_policy == "Min" else min(proposals)
+
+
+def fewest_to_reach(need: int, periods: int, rules: Rules) -> int:
+    """Fewest replicas now from which the scale-up policies still reach `need` in `periods`
+    more fresh periods (each sync in a new period may add what the policies allow): how early a
+    forecast jump must start. `need` itself when scale-up is disabled or no period is left."""
+    if rules.select_policy == "Disabled" or not rules.policies:
+        return need
+    target = need
+    for _ in range(max(0, periods)):
+        lo, hi = 1, target  # the fewest c with scale_up_limit(c) >= target
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if scale_up_limit(0.0, mid, (), rules) >= target:
+                hi = mid
+            else:
+                lo = mid + 1
+        if lo == target:
+            break
+        target = lo
+    return target
+
+
+def fresh_period(interval: float, rules: Rules) -> float:
+    """How far apart syncs can each add a full scale-up allowance: the sync interval, or the
+    longest policy period when that is longer (syncs within one period share it)."""
+    return max([interval, *(float(p.period_seconds) for p in rules.policies)])
 
 
 LimitReason = Literal[

@@ -23,9 +23,12 @@ from forecastscaler.core.behavior import (
     Recommendation,
     Rules,
     ScaleEvent,
+    fewest_to_reach,
+    fresh_period,
     limit_rate,
     longest_window,
     replicas_for_average_value,
+    replicas_to_cover,
     resolve_behavior,
     stabilize,
 )
@@ -111,9 +114,15 @@ class _Inputs:
     cur: int
     load: float
     per: float
+    """The load per replica the HPA path aims at (targetPerReplica)."""
+    fper: float
+    """The load per replica the forecast path provisions at: capacityPerReplica when set."""
     tol: float
     horizon: float
-    q_pct: int
+    window: tuple[float, float]
+    """The window this decision's replicas serve: [now + startup, now + startup + interval]."""
+    step: float
+    q_pct: str
     up: Rules
     down: Rules
     anomalous: bool
@@ -126,15 +135,19 @@ def _inputs(spec: ForecastScalerSpec, obs: Observation, load: float) -> _Inputs:
         and obs.anomaly_score >= spec.anomaly.threshold
     )
     up, down = resolve_behavior(spec.behavior)
+    start = obs.now + spec.forecast.startup_seconds
     return _Inputs(
         spec=spec,
         obs=obs,
         cur=obs.current_replicas,
         load=load,
         per=spec.metric.target_per_replica,
+        fper=spec.metric.capacity_per_replica or spec.metric.target_per_replica,
         tol=spec.behavior.tolerance,
         horizon=spec.forecast.horizon_seconds,
-        q_pct=round(spec.forecast.quantile * 100),
+        window=(start, start + spec.interval_seconds),
+        step=spec.forecast.step_seconds,
+        q_pct=f"{spec.forecast.quantile * 100:.4g}",
         up=up,
         down=down,
         anomalous=anomalous,
@@ -224,28 +237,91 @@ class _Proposals:
     forecast_value: float | None = None
     at_horizon: tuple[float, float, float, float] | None = None
     """(value, point, lower, upper) at now + horizon; None when missing or not a number."""
+    reactive_load: float | None = None
+    """The load the reactive proposal is for, when not the current load (the floor's)."""
 
 
 def _proposals(inp: _Inputs) -> tuple[_Proposals, _Step]:
-    """Each signal's replicas within the tolerance (the forecast's only when it is acted on),
-    and the recommendation: the larger of them."""
+    """Each signal's replicas (the forecast's only when it is acted on), and the
+    recommendation: the larger of them.
+
+    The forecast provisions the peak of its quantile over the window this decision serves, at
+    capacityPerReplica when set; while it is acted on the floor is what the current load needs
+    at that capacity. Otherwise the current load is followed like the HPA, at the target."""
     forecast = inp.obs.forecast
     raw = forecast.at(inp.obs.now + inp.horizon) if forecast is not None else None
     # A forecast that is not a number says nothing; like a missing one, it is not acted on.
     finite = raw is None or all(math.isfinite(x) for x in raw)
     at_horizon = raw if finite else None
+    peak = forecast.peak(*inp.window, inp.step) if forecast is not None and finite else None
+    if forecast is not None and _acts_on_forecast(inp) and peak is not None:
+        now_load = _load_now(inp, forecast)
+        reactive = replicas_to_cover(now_load, inp.fper, inp.cur, inp.tol)
+        reps = replicas_to_cover(peak, inp.fper, inp.cur, inp.tol)
+        start, end = (t - inp.obs.now for t in inp.window)
+        notes = [
+            f"p{inp.q_pct} forecast peak {_fmt(peak)} {format_duration(start)}–"
+            f"{format_duration(end)} ahead / {_fmt(inp.fper)} per replica{_at(inp)} → {reps}",
+        ]
+        early = _ramp(inp, forecast)
+        if early is not None and early[0] > reps:
+            reps = early[0]
+            notes.append(
+                f"scaling up early to {reps}: the p{inp.q_pct} forecast needs {early[1]} "
+                f"{format_duration(round(early[2]))} ahead, which the scale-up policies reach "
+                f"only from {reps} now"
+            )
+        lower = f" (the forecast for the step in progress: {_fmt(now_load)})"
+        notes.append(
+            f"current load {_fmt(inp.load)}{lower if now_load < inp.load else ''} / "
+            f"{_fmt(inp.fper)} per replica → {reactive}"
+        )
+        props = _Proposals(reactive, reps, peak, at_horizon, now_load)
+        return props, _recommend(inp, props, tuple(notes))
     reactive = replicas_for_average_value(inp.load, inp.per, inp.cur, inp.tol)
     load_note = f"current load {_fmt(inp.load)} / {_fmt(inp.per)} per replica → {reactive}"
-    if _acts_on_forecast(inp) and at_horizon is not None:
-        value = at_horizon[0]
-        reps = replicas_for_average_value(value, inp.per, inp.cur, inp.tol)
-        props = _Proposals(reactive, reps, value, at_horizon)
-        forecast_note = (
-            f"p{inp.q_pct} forecast {_fmt(value)} in {format_duration(inp.horizon)} → {reps}"
-        )
-        return props, _recommend(inp, props, (forecast_note, load_note))
     props = _Proposals(reactive, at_horizon=at_horizon)
     return props, _recommend(inp, props, (load_note, _why_not_forecast(inp, finite)))
+
+
+def _load_now(inp: _Inputs, forecast: ForecastPath) -> float:
+    """The load the floor provisions for while the forecast is acted on: the current load, or
+    the forecast's provisioned quantile for the step in progress when that is lower. The last
+    sample describes a step that has ended; the forecast for the step in progress is
+    conditioned on it and is the better estimate of the load now. On a coarse metric (15m,
+    1h) a floor on the ended step would keep its replicas a whole step longer, and re-add them
+    after every scale-down at a step's start."""
+    values = [v for t, v in zip(forecast.times, forecast.value, strict=True) if t > inp.obs.now]
+    if not values or not math.isfinite(values[0]) or values[0] < 0:
+        return inp.load
+    return min(inp.load, values[0])
+
+
+def _ramp(inp: _Inputs, forecast: ForecastPath) -> tuple[int, int, float] | None:
+    """The replicas needed now so that the scale-up policies still reach, in time, what the
+    forecast needs after the window (a later sync is in time for a step while its replicas
+    are ready when the step starts): (replicas now, replicas needed, seconds ahead), for the
+    step that asks most now; None when none asks for more than the current count."""
+    now, startup = inp.obs.now, inp.spec.forecast.startup_seconds
+    fresh = fresh_period(inp.spec.interval_seconds, inp.up)
+    best: tuple[int, int, float] | None = None
+    for t, value in zip(forecast.times, forecast.value, strict=True):
+        begins = t - inp.step  # the step labelled t starts then
+        if begins < inp.window[1] - 1e-9 or not math.isfinite(value) or value < 0:
+            continue
+        need = min(replicas_to_cover(value, inp.fper, inp.cur, inp.tol), inp.spec.max_replicas)
+        if need <= inp.cur:
+            continue
+        periods = math.floor((begins - startup - now) / fresh + 1e-9)
+        now_needed = fewest_to_reach(need, periods, inp.up)
+        if best is None or now_needed > best[0]:
+            best = (now_needed, need, begins - now)
+    return best
+
+
+def _at(inp: _Inputs) -> str:
+    """Which per-replica load the forecast is provisioned at, for the message."""
+    return " (capacity)" if inp.spec.metric.capacity_per_replica is not None else " (target)"
 
 
 def _acts_on_forecast(inp: _Inputs) -> bool:
@@ -272,12 +348,15 @@ def _recommend(inp: _Inputs, props: _Proposals, notes: tuple[str, ...]) -> _Step
     """The larger proposal (the reactive one on a tie), or Tolerance when it keeps the current
     count only because the load is within the tolerance."""
     reps, value = props.forecast_replicas, props.forecast_value
+    acted = reps is not None and value is not None
+    per = inp.fper if acted else inp.per
     if reps is not None and value is not None and reps > props.reactive:
         rec, reason, winner = reps, Reason.FORECAST, value
     else:
-        rec, reason, winner = props.reactive, Reason.REACTIVE, inp.load
+        winner = inp.load if props.reactive_load is None else props.reactive_load
+        rec, reason = props.reactive, Reason.REACTIVE
     cur = inp.cur
-    if rec == cur and replicas_for_average_value(winner, inp.per, cur, 0.0) != cur:
+    if rec == cur and replicas_for_average_value(winner, per, cur, 0.0) != cur:
         return _Step(
             rec, Reason.TOLERANCE, (*notes, f"within tolerance {inp.tol:g} of {cur} replicas")
         )
@@ -330,7 +409,7 @@ def _ahead(inp: _Inputs, props: _Proposals, rec: int) -> tuple[tuple[Recommendat
     ):
         return (), 0.0
     window = inp.down.stabilization_window_seconds
-    return forecast.look_ahead(inp.obs.now, window, inp.per, inp.cur, inp.tol)
+    return forecast.look_ahead(inp.obs.now, window, inp.fper, inp.cur, inp.tol)
 
 
 def _stabilized_note(inp: _Inputs, rec: int, stabilized: int, reach: float) -> str:
@@ -360,7 +439,7 @@ def _hold(inp: _Inputs, props: _Proposals, stabilized: _Step) -> tuple[_Step, bo
     # covers: never remove what the trusted forecast needs before then. (With the
     # defaults the look-ahead window already reaches the horizon; a horizon longer than
     # the scale-down window, for slow start-ups, is where this holds more.)
-    need = min(inp.cur, forecast.most_needed(inp.obs.now, inp.horizon, inp.per, inp.cur, inp.tol))
+    need = min(inp.cur, forecast.most_needed(inp.obs.now, inp.horizon, inp.fper, inp.cur, inp.tol))
     if need <= stabilized.replicas:
         return kept, False
     note = (

@@ -16,7 +16,7 @@ from forecastscaler.core.behavior import (
     LimitReason,
     Recommendation,
     ScaleEvent,
-    replicas_for_average_value,
+    replicas_to_cover,
 )
 
 
@@ -69,6 +69,23 @@ class ForecastPath:
 
         return lerp(self.value), lerp(self.point), lerp(self.lower), lerp(self.upper)
 
+    def peak(self, start: float, end: float, step: float) -> float | None:
+        """The highest provisioned value for the load of [start, end]: a value describes the
+        time since the one before it, so the window is described by the first value after
+        `start` and every later one before `end + step` (the steps overlapping the window, on
+        the forecast's step). None when no finite value lies there (the path does not reach)."""
+        best: float | None = None
+        first = True
+        for t, value in zip(self.times, self.value, strict=True):
+            if t <= start + 1e-9:
+                continue
+            if t >= end + step - 1e-9 and not first:
+                break
+            first = False
+            if math.isfinite(value) and value >= 0:
+                best = value if best is None else max(best, value)
+        return best
+
     def most_needed(self, now: float, horizon: float, per: float, cur: int, tol: float) -> int:
         """The most replicas the provisioned quantile needs over (now, now + horizon] (0 when
         no point of the path lies there; points that are not a number are skipped)."""
@@ -79,7 +96,7 @@ class ForecastPath:
             if t > now + horizon:
                 break
             if math.isfinite(value) and value >= 0:
-                most = max(most, replicas_for_average_value(value, per, cur, tol))
+                most = max(most, replicas_to_cover(value, per, cur, tol))
         return most
 
     def look_ahead(
@@ -96,7 +113,7 @@ class ForecastPath:
                 break
             if not math.isfinite(value) or value < 0:
                 return (), 0.0
-            ahead.append(Recommendation(t, replicas_for_average_value(value, per, cur, tol)))
+            ahead.append(Recommendation(t, replicas_to_cover(value, per, cur, tol)))
         if not ahead or window <= 0:
             return (), 0.0
         return tuple(ahead), min(float(window), ahead[-1].time - now)
@@ -139,7 +156,8 @@ class Decision:
     forecast_replicas: int | None = None
     reactive_replicas: int | None = None
     forecast_value: float | None = None
-    """The provisioned quantile of the load at the horizon."""
+    """The peak of the provisioned quantile over the window the decision serves
+    ([now + startup, now + startup + interval])."""
     forecast_at_horizon: tuple[float, float, float, float] | None = None
     """(value, point, lower, upper) at now + horizon."""
     load: float | None = None

@@ -3,14 +3,17 @@ same way, with the trace filling in what a cluster would (the metric's step).
 
 Defaults when no manifest is given (or a manifest leaves them unset):
 
-- ``metric.targetPerReplica``: 80% of a replica's capacity (what the HPA baseline targets);
+- ``metric.targetPerReplica``: 80% of a replica's capacity (what the HPA baseline targets): what
+  the forecast policy follows whenever its forecast is not acted on;
+- ``metric.capacityPerReplica``: the world's capacity (the simulator's world has one capacity
+  per replica), so a trusted forecast is provisioned at capacity;
 - ``minReplicas`` 1, ``maxReplicas`` twice what the trace's peak needs at that target (≥ 10);
 - ``forecast.step``: the trace's step (the operator's step is the metric's step);
 - ``forecast.history``: the operator's 7d, or 720 steps on coarse traces (the learning models
   need a few hundred steps; 7d of an hourly trace holds 168);
-- ``forecast.horizon``: the operator's 5m, or longer when the world needs it: replicas asked
-  for now serve the first step that starts after they are ready, whose load is labelled with
-  its end, so the horizon must reach ``startup + interval + step``;
+- ``forecast.startup``: the world's start-up time (what the replicas really take); the horizon
+  is then derived as the operator derives it (``startup + interval + step``) unless the manifest
+  sets it;
 - ``forecast.retrainInterval``: the operator's 1h, or 24 steps on coarse traces (a refit per
   hourly point relearns everything for one new point; ``update`` takes points in between);
 - everything else: the ForecastScaler defaults (interval 30s; behavior as the HPA's).
@@ -33,7 +36,6 @@ from forecastscaler.core.api import (
     parse_duration,
 )
 
-DEFAULT_HORIZON = 300.0
 # Refits on coarse traces: one new point an hour teaches a refit little (`update` takes it in
 # between), so the default refits every 24 steps there, like a user would set it.
 RETRAIN_STEPS = 24
@@ -66,6 +68,7 @@ def build_spec(
     startup: float,
     target: float,
     max_replicas: int,
+    capacity: float | None = None,
 ) -> tuple[ForecastScalerSpec, list[str]]:
     """The spec the forecast policy runs, and warnings about it."""
     spec: dict[str, Any] = copy.deepcopy(dict(manifest or {}))
@@ -77,6 +80,8 @@ def build_spec(
     metric = dict(spec.get("metric") or {})
     metric.setdefault("query", "trace")
     metric.setdefault("targetPerReplica", target)
+    if capacity is not None:
+        metric.setdefault("capacityPerReplica", max(capacity, float(metric["targetPerReplica"])))
     spec["metric"] = metric
     forecast = dict(spec.get("forecast") or {})
     forecast.setdefault("step", format_duration(step))
@@ -84,10 +89,7 @@ def build_spec(
     forecast.setdefault("history", default_history(metric_step))
     retrain = max(3600.0, RETRAIN_STEPS * metric_step)
     forecast.setdefault("retrainInterval", format_duration(retrain))
-    interval = parse_duration(str(spec.get("interval", "30s")))
-    if "horizon" not in forecast:
-        need = startup + interval + step
-        forecast["horizon"] = format_duration(max(DEFAULT_HORIZON, math.ceil(need)))
+    forecast.setdefault("startup", format_duration(startup))
     spec["forecast"] = forecast
     try:
         parsed = ForecastScalerSpec.model_validate(spec)
@@ -100,12 +102,11 @@ def build_spec(
             f"forecast.step {parsed.forecast.step} is not a multiple of the trace's step "
             f"{format_duration(step)}"
         )
-    horizon = parsed.forecast.horizon_seconds
-    if horizon < startup + parsed.interval_seconds:
+    if not math.isclose(parsed.forecast.startup_seconds, startup):
         warnings.append(
-            f"forecast.horizon {parsed.forecast.horizon} is shorter than the start-up time plus "
-            f"one interval ({format_duration(startup + parsed.interval_seconds)}): replicas asked "
-            "for on the forecast will be late"
+            f"forecast.startup {format_duration(parsed.forecast.startup_seconds)} is not the "
+            f"simulated start-up {format_duration(startup)}: the decisions are replayed as "
+            "the manifest says, the replicas start as the world says"
         )
     if parsed.mode == "DryRun":
         warnings.append("mode DryRun is replayed as Active (the simulator always applies)")
