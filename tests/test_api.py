@@ -361,9 +361,7 @@ def test_crd_names_columns_and_subresources() -> None:
         pytest.param({}, "30s", ("3m", "4m30s"), id="defaults"),
         pytest.param({"startup": "1m"}, "30s", ("1m", "2m30s"), id="horizon-from-startup"),
         pytest.param({"horizon": "15m"}, "30s", ("13m30s", "15m"), id="startup-from-horizon"),
-        pytest.param(
-            {"horizon": "15s", "step": "5s"}, "5s", ("5s", "15s"), id="fast-demo-clock"
-        ),
+        pytest.param({"horizon": "15s", "step": "5s"}, "5s", ("5s", "15s"), id="fast-demo-clock"),
         pytest.param({"horizon": "1m"}, "30s", ("0s", "1m"), id="startup-at-least-0"),
         pytest.param({"startup": "2m", "horizon": "10m"}, "30s", ("2m", "10m"), id="both"),
         pytest.param({"step": "1h"}, "5m", ("3m", "68m"), id="coarse-step"),

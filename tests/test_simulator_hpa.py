@@ -4,6 +4,9 @@ operator's decision core with no forecast."""
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,7 +15,7 @@ from forecastscaler.core.api import Behavior, ForecastScalerSpec
 from forecastscaler.core.behavior import replicas_for_average_value
 from forecastscaler.core.decision import Observation, decide, initial_memory, remember
 from forecastscaler.simulator.engine import replay
-from forecastscaler.simulator.hpa import Hpa, HpaPolicy
+from forecastscaler.simulator.hpa import Hpa, HpaPolicy, hpa_curve, hpa_name
 from forecastscaler.simulator.world import World
 
 
@@ -160,3 +163,45 @@ def test_missing_data_holds_in_both_but_only_the_core_remembers_it() -> None:
     assert hpa.sync(back, 10, 100.0) == 1, "the HPA's window emptied during the outage"
     d = decide(spec, Observation(now=back, current_replicas=10, load=100.0, memory=memory))
     assert d.desired_replicas == 10, "the core still holds"
+
+
+def _world_for_targets() -> World:
+    index = pd.date_range("2024-01-01", periods=120, freq="1min", tz="UTC")
+    return World.build("t", pd.Series(np.full(120, 400.0), index=index), 60.0, 100.0, 60.0, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "target", "name"),
+    [
+        pytest.param({}, 80.0, "hpa", id="default-world-target"),
+        pytest.param({"utilisation": 0.6}, 60.0, "hpa", id="utilisation-share"),
+        pytest.param({"target": 55.0, "name": "mine"}, 55.0, "mine", id="per-replica-load"),
+    ],
+)
+def test_hpa_policy_target(kwargs: dict[str, Any], target: float, name: str) -> None:
+    world = _world_for_targets()
+    policy = HpaPolicy(world, **kwargs)
+    assert (policy.target, policy.hpa.target, policy.name) == (target, target, name)
+    # Steady load 400: the HPA settles on ceil(400 / target) replicas.
+    assert replay(world, policy).ready[-1] == math.ceil(400 / target)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        pytest.param({"target": 50.0, "utilisation": 0.5}, id="both"),
+        pytest.param({"utilisation": 0.0}, id="zero"),
+        pytest.param({"target": float("nan")}, id="nan"),
+    ],
+)
+def test_hpa_policy_refuses_a_bad_target(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="target"):
+        HpaPolicy(_world_for_targets(), **kwargs)
+
+
+def test_hpa_curve_names_each_share_once() -> None:
+    world = _world_for_targets()
+    curve = hpa_curve(world, (0.5, 0.825, 0.5), 1, 20)
+    assert [(p.name, p.target) for p in curve] == [("hpa@50", 50.0), ("hpa@82.5", 82.5)]
+    assert hpa_name(0.95) == "hpa@95"
+    assert all(p.hpa.max_replicas == 20 for p in curve)

@@ -104,8 +104,8 @@ def _small_trace(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     ("quantiles", "message"),
     [
-        pytest.param("0.3", "forecast.quantile must be between 0.5 and 0.99", id="too-low"),
-        pytest.param("0.6,1.2", "forecast.quantile must be between 0.5 and 0.99", id="too-high"),
+        pytest.param("0.3", "forecast.quantile must be between 0.5 and 0.999", id="too-low"),
+        pytest.param("0.6,1.2", "forecast.quantile must be between 0.5 and 0.999", id="too-high"),
         pytest.param("0.6,high", "'high' is not a number", id="not-a-number"),
     ],
 )
@@ -120,8 +120,8 @@ def test_bad_quantiles_are_usage_errors(
 
 
 def test_the_python_api_checks_quantiles_too(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"between 0\.5 and 0\.99"):
-        simulate(_small_trace(tmp_path), quantiles=[0.995])
+    with pytest.raises(ValueError, match=r"between 0\.5 and 0\.999"):
+        simulate(_small_trace(tmp_path), quantiles=[0.9995])
     result = simulate(_small_trace(tmp_path), policies=["hpa"], quantiles=[0.6])
     assert "quantiles ignored: no forecast policy is replayed" in result.warnings
 

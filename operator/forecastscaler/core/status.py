@@ -236,19 +236,33 @@ def trust_condition(sync: Sync) -> cond.Wanted:
             "ForecastTrusted",
             "True",
             "NotYetScored",
-            f"{got} of {trust.min_samples} forecasts scored; trusted until judged",
+            f"{got} of {trust.min_samples} forecasts scored; trusted until judged"
+            + _capacity_note(sync),
         )
     numbers = (
         f"MAE at the horizon {a.forecast_mae:.4g} vs last value {a.naive_mae:.4g} "
         f"over {a.samples} forecasts"
     )
     if sync.trusted:
-        return cond.Wanted("ForecastTrusted", "True", "Accurate", numbers)
+        return cond.Wanted("ForecastTrusted", "True", "Accurate", numbers + _capacity_note(sync))
     return cond.Wanted(
         "ForecastTrusted",
         "False",
         "LessAccurateThanNaive",
         f"{numbers}: acting on the current load only",
+    )
+
+
+def _capacity_note(sync: Sync) -> str:
+    """What setting metric.capacityPerReplica would do, while it is unset."""
+    metric, forecast = sync.spec.metric, sync.spec.forecast
+    if metric.capacity_per_replica is not None:
+        return ""
+    return (
+        f"; capacityPerReplica is unset, so the p{forecast.quantile * 100:.4g} forecast is "
+        f"provisioned at targetPerReplica {metric.target_per_replica:g}, paying the target's "
+        "margin on top of the quantile's: set it to the load one replica serves before it is "
+        "short to provision at capacity"
     )
 
 

@@ -23,7 +23,7 @@ from forecastscaler.core.traces import Trace, load_trace, parse_warmup
 from forecastscaler.simulator.engine import Policy, Replay, replay
 from forecastscaler.simulator.fit_ahead import refuse_in_bootstrapping_worker
 from forecastscaler.simulator.forecast_policy import ForecastPolicy, QuantileTrack
-from forecastscaler.simulator.hpa import HpaPolicy, default_max_replicas
+from forecastscaler.simulator.hpa import HpaPolicy, default_max_replicas, hpa_curve
 from forecastscaler.simulator.oracle import OraclePolicy
 from forecastscaler.simulator.perfect import PerfectForecastPolicy
 from forecastscaler.simulator.scalers import build_spec, read_manifest
@@ -57,6 +57,8 @@ class SimulationResult:
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     """How the world was set up where the caller did not say (the capacity from a manifest)."""
+    hpa_targets: dict[str, float] = field(default_factory=dict)
+    """Per HPA policy, its AverageValue target (load per replica)."""
 
     @property
     def scored_steps(self) -> int:
@@ -84,6 +86,7 @@ class SimulationResult:
             "warnings": list(self.warnings),
             "notes": list(self.notes),
             "policies": {name: _jsonable(s) for name, s in self.scores.items()},
+            "hpa_targets": dict(self.hpa_targets),
             "specs": self.specs,
         }
 
@@ -195,15 +198,19 @@ def make_policies(
     clock: Callable[[], float] | None = None,
     fit_workers: int = 0,
     quantiles: Sequence[float] = (),
+    hpa_target: float | None = None,
+    hpa_targets: Sequence[float] = (),
 ) -> tuple[list[Policy], dict[str, dict[str, Any]], list[str]]:
     """The policies to replay, the forecast specs used and warnings. `fit_workers` > 0 fits
     each forecast policy's next refit ahead in that many worker processes (close the policy
     after its replay). Each forecast policy is followed by a `QuantileTrack` per quantile in
     `quantiles` other than its own (replay the list in order: a track after its policy). The hpa
-    takes the manifests' minReplicas and maxReplicas when they agree."""
+    takes the manifests' minReplicas and maxReplicas when they agree, and `hpa_target` (a share
+    of capacity; default the world's 80 %); `hpa_targets` adds one HPA per share, hpa@50 ...,
+    replayed last (the cost/shortage frontier's HPA curve)."""
     names = _policy_names(policies)
     max_replicas = default_max_replicas(world)
-    built, warnings = _build_specs(world, names, scalers, max_replicas)
+    built, warnings = _build_specs(world, names, scalers, max_replicas, hpa_target is None)
     # The HPA gets the forecast policies' bounds when they agree: same limits, fair comparison.
     bounds = {(spec.min_replicas, spec.max_replicas) for _, spec in built}
     hpa_bounds = bounds.pop() if len(bounds) == 1 else (1, max_replicas)
@@ -211,18 +218,27 @@ def make_policies(
     specs: dict[str, dict[str, Any]] = {}
     for kind in names:
         out.extend(
-            _policies_of(kind, world, built, hpa_bounds, specs, clock, fit_workers, quantiles)
+            _policies_of(
+                kind, world, built, hpa_bounds, specs, clock, fit_workers, quantiles, hpa_target
+            )
         )
+    out.extend(hpa_curve(world, hpa_targets, *hpa_bounds))
     if quantiles and not any(isinstance(p, ForecastPolicy) for p in out):
         warnings.append("quantiles ignored: no forecast policy is replayed")
     return out, specs, warnings
 
 
 def _build_specs(
-    world: World, names: Sequence[str], scalers: Sequence[ScalerInput], max_replicas: int
+    world: World,
+    names: Sequence[str],
+    scalers: Sequence[ScalerInput],
+    max_replicas: int,
+    same_target: bool = True,
 ) -> tuple[list[tuple[str, ForecastScalerSpec]], list[str]]:
     """Each manifest's spec, as the world runs it, and warnings about them. Without a policy
-    that runs a manifest they are read for the hpa's bounds only."""
+    that runs a manifest they are read for the hpa's bounds only. `same_target`: the hpa runs
+    at the world's target, so a manifest at another is warned about (not when the caller chose
+    the hpa's target: then the difference is the point)."""
     warnings: list[str] = []
     built: list[tuple[str, ForecastScalerSpec]] = []
     driven = "forecast" in names or "perfect" in names  # policies that run a manifest
@@ -233,13 +249,14 @@ def _build_specs(
             startup=world.startup,
             target=world.target,
             max_replicas=max_replicas,
+            capacity=world.capacity,
         )
         if not driven:  # read for the hpa's bounds only
             built.append((name, spec))
             continue
         warnings.extend(f"{name}: {n}" for n in notes)
         per = spec.metric.target_per_replica
-        if "hpa" in names and not math.isclose(per, world.target, rel_tol=1e-6):
+        if same_target and "hpa" in names and not math.isclose(per, world.target, rel_tol=1e-6):
             warnings.append(
                 f"{name}: targetPerReplica {per:.4g} is not the hpa's target {world.target:.4g} "
                 f"({world.target_utilisation:.0%} of capacity {world.capacity:.4g}): the policies "
@@ -259,11 +276,13 @@ def _policies_of(
     clock: Callable[[], float] | None,
     fit_workers: int,
     quantiles: Sequence[float],
+    hpa_target: float | None = None,
 ) -> list[Policy]:
     """The policies of one kind (a forecast one per manifest, then its quantile tracks); the
     specs the manifest-driven ones run are recorded in `specs`."""
     if kind == "hpa":
-        return [HpaPolicy(world, min_replicas=hpa_bounds[0], max_replicas=hpa_bounds[1])]
+        low, high = hpa_bounds
+        return [HpaPolicy(world, utilisation=hpa_target, min_replicas=low, max_replicas=high)]
     if kind == "oracle":
         return [OraclePolicy(world)]
     if kind == "target-oracle":
@@ -308,6 +327,8 @@ def simulate(
     progress: Callable[[str, int], Callable[[int], None] | None] | None = None,
     fit_workers: int | None = None,
     quantiles: Sequence[float] = (),
+    hpa_target: float | None = None,
+    hpa_targets: Sequence[float] = (),
 ) -> SimulationResult:
     """Replay `policies` over a trace (a Trace or a CSV path) and score them.
 
@@ -320,7 +341,9 @@ def simulate(
     ``if __name__ == "__main__":``; without the guard the worker refuses to start and the
     replay fits in place, with a warning.
     `quantiles`: also replay every forecast policy at these `forecast.quantile` values, as
-    policies named like forecast@p75, on the forecasts of the same run (the models run once)."""
+    policies named like forecast@p75, on the forecasts of the same run (the models run once).
+    `hpa_target`: the `hpa` policy's target as a share of capacity (default 0.8);
+    `hpa_targets`: also replay the HPA at these shares, as policies named like hpa@70."""
     refuse_in_bootstrapping_worker()
     if not isinstance(trace, Trace):
         trace = load_trace(trace, column=column)
@@ -329,7 +352,15 @@ def simulate(
     world = build_world(trace, capacity, startup, warmup)
     if fit_workers is None:
         fit_workers = 1 if (os.cpu_count() or 1) > 1 else 0
-    chosen, specs, warnings = make_policies(world, policies, scalers, clock, fit_workers, quantiles)
+    chosen, specs, warnings = make_policies(
+        world, policies, scalers, clock, fit_workers, quantiles, hpa_target, hpa_targets
+    )
+    targets = {p.name: p.target for p in chosen if isinstance(p, HpaPolicy)}
+    if hpa_target is not None and "hpa" in targets:
+        notes.append(
+            f"hpa: target {targets['hpa']:.4g} per replica, {100 * hpa_target:g}% of capacity "
+            f"(--hpa-target; the default is {world.target_utilisation:.0%})"
+        )
     warnings = [*trace.warnings, *warnings]
     replays, timings = _replay_all(world, chosen, progress, warnings)
     oracle = replays.get("oracle") or replay(world, OraclePolicy(world))
@@ -360,6 +391,7 @@ def simulate(
         timings=timings,
         warnings=warnings,
         notes=notes,
+        hpa_targets=targets,
     )
 
 

@@ -23,6 +23,7 @@ checks. The controller syncs every 15 s (`--horizontal-pod-autoscaler-sync-perio
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -105,13 +106,20 @@ class Hpa:
 
 
 class HpaPolicy:
-    """The HPA as a replay policy: a sync every 15 s, at 80% of a replica's capacity."""
+    """The HPA as a replay policy: a sync every 15 s, at an AverageValue target per replica.
+
+    The target is the load a replica is meant to serve: `target` gives it directly (the
+    manifest's ``averageValue``), `utilisation` as a share of the world's capacity; with
+    neither it is the world's (80 % of capacity). A lower target is the HPA's only safety
+    margin (it reacts late), so the cost/shortage frontier replays it at several."""
 
     def __init__(
         self,
         world: World,
         *,
         name: str = "hpa",
+        target: float | None = None,
+        utilisation: float | None = None,
         min_replicas: int = 1,
         max_replicas: int | None = None,
         behavior: Behavior | None = None,
@@ -119,12 +127,18 @@ class HpaPolicy:
     ) -> None:
         self.name = name
         self.sync_period = sync_period
+        per_replica = hpa_target(world, target, utilisation)
         self.hpa = Hpa(
-            target=world.target,
+            target=per_replica,
             min_replicas=min_replicas,
-            max_replicas=max_replicas or default_max_replicas(world),
+            max_replicas=max_replicas or default_max_replicas(world, per_replica),
             behavior=behavior or Behavior(),
         )
+
+    @property
+    def target(self) -> float:
+        """The load per replica this HPA aims at (its AverageValue)."""
+        return self.hpa.target
 
     def tick_times(self, world: World) -> np.ndarray:
         return np.arange(world.start_time, world.end_time, self.sync_period, dtype=np.float64)
@@ -136,7 +150,46 @@ class HpaPolicy:
         return self.hpa.sync(now, current, past.current_load())
 
 
-def default_max_replicas(world: World) -> int:
-    """Room to grow: twice what the trace's highest load needs at the target, at least 10."""
+def hpa_target(
+    world: World, target: float | None = None, utilisation: float | None = None
+) -> float:
+    """The HPA's load per replica: `target` as given, or `utilisation` of the world's capacity,
+    or the world's own target. One of the two at most, and positive: a zero target would ask
+    for infinitely many replicas."""
+    if target is not None and utilisation is not None:
+        raise ValueError("give the hpa a target or a utilisation, not both")
+    value = world.target if target is None and utilisation is None else target
+    if utilisation is not None:
+        value = utilisation * world.capacity
+    if value is None or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"the hpa's target must be a positive load per replica, not {value}")
+    return float(value)
+
+
+def hpa_name(utilisation: float) -> str:
+    """The policy name of the HPA at a utilisation target: hpa@80 for 0.8."""
+    return f"hpa@{round(100 * utilisation, 4):g}"
+
+
+def hpa_curve(
+    world: World, shares: Sequence[float], min_replicas: int, max_replicas: int
+) -> list[HpaPolicy]:
+    """One HPA per utilisation share (hpa@50, hpa@55, ...), each share once, within the same
+    bounds: the HPA's side of the cost/shortage frontier."""
+    return [
+        HpaPolicy(
+            world,
+            name=hpa_name(share),
+            utilisation=share,
+            min_replicas=min_replicas,
+            max_replicas=max_replicas,
+        )
+        for share in dict.fromkeys(shares)
+    ]
+
+
+def default_max_replicas(world: World, target: float | None = None) -> int:
+    """Room to grow: twice what the trace's highest load needs at the target (the world's by
+    default), at least 10."""
     peak = float(np.nanmax(world.load)) if np.isfinite(world.load).any() else 0.0
-    return max(10, 2 * math.ceil(peak / world.target))
+    return max(10, 2 * math.ceil(peak / (target or world.target)))
