@@ -1,29 +1,23 @@
-"""The simulator's quality table: every trace in ../shared/traces through the forecast, hpa,
-oracle, perfect and target-oracle policies with the defaults (startup 3m, warmup 50%), and the
-issue's bar per trace: the forecast policy short at most half as often as the hpa, at no more
-replica-hours.
+"""The simulator's quality bars (issue 13): every trace in ../shared/traces, startup 3m, capacity
+median/10, through the HPA at targets 50-95 %, ForecastScaler over a quantile sweep (one
+forecast run: the quantile tracks), the oracle and `perfect` (the same decisions fed the exact
+future), and the bars:
 
-Two yardsticks. The `perfect` policy is the forecast policy fed the true future load as its
-forecast: what these decisions reach with an exact forecast, the yardstick for model work. (A
-model that errs high can be short less often than it, at a higher cost.) The `target-oracle` is
-perfect foresight that never runs a replica above the hpa's target (80 % of capacity): the
-cheapest way to provision every step's load at the target on time, the yardstick for cost.
-Where it pays more than the hpa, a policy meets the cost half of the bar only by running
-replicas above the target (within the tolerance, as the hpa and the forecast policy both do,
-or beyond it). With --scaler, a targetPerReplica in
-the manifest sets the capacity of every trace (target / 0.8), whatever its scale.
+1. frontier: for every HPA target in {50, 60, 70, 80, 90} %, some ForecastScaler quantile is no
+   more often short and at least 15 % cheaper, on at least 8 of the traces (of 10);
+2. the defaults beat the HPA at 80 % on both axes (less often short, fewer replica-hours) on at
+   least 8 of 10, and on the minute-level traces are under 0.5 % short at no more than 1.15x
+   the oracle;
+3. `perfect` at capacity: never short, at most 1.05x the oracle, on every trace.
 
-    python benchmarks/bench_quality.py [--traces DIR] [--jobs 2] [--json out.json] [--simple]
-        [--scaler fsc.yaml] [--quantiles 0.5,0.6,0.7,0.8]
+The forecast's own bars (ensemble vs last value and seasonal naive, p90 coverage) are
+benchmarks/bench_forecast.py's; the operator path's (fit, predict) bench_operator_path.py's.
 
---simple also replays the forecast policy with the simple forecaster of the first release
-(`forecast.models: [seasonalBlend]`, everything else the same) as policy "simple": the
-before/after of the ensemble.
+    python benchmarks/bench_quality.py [--traces DIR] [--jobs 2] [--json out.json]
+        [--scaler fsc.yaml] [--quantiles 0.5,...,0.999] [--report out.json]
 
---quantiles (default 0.5,0.6,0.7,0.8; "" for none) replays the forecast policy at these
-`forecast.quantile` values too, on the same run's forecasts (`simulate(quantiles=...)`), and
-prints the trade-off: per trace and quantile, the shortage and the replica-hours against the
-hpa, and where the bar would be met.
+The default quantile is the manifest's (--scaler) or ForecastScaler's; its row is the sweep's
+row at that quantile (a track replays exactly what a separate replay at its quantile does).
 """
 
 from __future__ import annotations
@@ -33,70 +27,192 @@ import json
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from forecastscaler.simulator.forecast_policy import parse_quantiles
+from forecastscaler.simulator.frontier import DEFAULT_QUANTILES
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "traces"
+POLICIES = ("forecast", "oracle", "perfect")
+HPA_TARGETS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+BAR_TARGETS = (0.5, 0.6, 0.7, 0.8, 0.9)
+CHEAPER = 0.15
+"""Bar 1: at least this share cheaper than the HPA it is no more often short than."""
+MIN_TRACES = 8
+MINUTE_SHORT, MINUTE_COST = 0.005, 1.15
+PERFECT_COST = 1.05
+SLACK = 1e-12
 
 
-SIMPLE = {"forecast": {"models": ["seasonalBlend"]}}
-# The yardsticks (cheap: no fits): "perfect", the forecast policy fed the true future, and
-# "target-oracle", perfect foresight that never runs a replica above the target.
-POLICIES = ("forecast", "hpa", "oracle", "perfect", "target-oracle")
-JUDGED = ("forecast", "perfect", "target-oracle")
-"""The rows the bar is judged on."""
-
-
-def run_one(
-    path: str, simple: bool = False, scaler: str | None = None, quantiles: tuple[float, ...] = ()
-) -> dict[str, Any]:
+def run_one(path: str, scaler: str | None, quantiles: tuple[float, ...]) -> dict[str, Any]:
+    """One trace's frontier, perfect and oracle, as JSON-ready figures."""
     from forecastscaler.simulator.api import simulate
+    from forecastscaler.simulator.frontier import from_result
     from forecastscaler.simulator.scalers import read_manifest
 
     started = time.perf_counter()
-    manifest: dict[str, Any] = read_manifest(scaler) if scaler else {}
-    # Traces run in parallel jobs already: refits are not fitted ahead in more processes.
-    scalers = [manifest, with_simple_models(manifest)] if simple else [manifest] if scaler else []
-    result = simulate(path, policies=POLICIES, scalers=scalers, fit_workers=0, quantiles=quantiles)
-    out = result.to_dict()
-    if simple:  # forecast:1@p60 -> forecast@p60, forecast:2 -> simple (its tracks: not shown;
-        # perfect:2 is not shown either: "perfect" is the forecast policy's spec)
-        for part in ("policies", "specs"):
-            out[part] = {
-                _renamed(k): v
-                for k, v in out[part].items()
-                if not k.startswith("forecast:2@") and k != "perfect:2"
-            }
-    out["seconds"] = time.perf_counter() - started
-    return out
+    scalers = [read_manifest(scaler)] if scaler else []
+    result = simulate(
+        path,
+        policies=POLICIES,
+        scalers=scalers,
+        fit_workers=0,  # traces run in parallel jobs already
+        quantiles=quantiles,
+        hpa_targets=HPA_TARGETS,
+    )
+    front = from_result(result, HPA_TARGETS, 0.8)
+    own = result.scores["forecast"]
+    return {
+        "trace": result.world.name,
+        "step_seconds": result.world.step,
+        "capacity": result.world.capacity,
+        "default_quantile": front.default_quantile,
+        "hpa": [asdict(r) for r in front.hpa],
+        "forecast": [asdict(r) for r in front.forecast],
+        "perfect": dict(result.scores["perfect"]),
+        "accuracy": {
+            k: own.get(k) for k in ("forecast_wape", "interval_coverage", "quantile_coverage")
+        },
+        "warnings": list(result.warnings),
+        "seconds": time.perf_counter() - started,
+    }
 
 
-def with_simple_models(spec: dict[str, Any]) -> dict[str, Any]:
-    """The spec with the simple forecaster: only `forecast.models` differs (the rest of a
-    `forecast:` section stays)."""
-    return {**spec, "forecast": {**(spec.get("forecast") or {}), **SIMPLE["forecast"]}}
+def best_against(res: dict[str, Any], target: float) -> dict[str, Any] | None:
+    """The cheapest ForecastScaler quantile no more often short than the HPA at `target`."""
+    hpa = next(r for r in res["hpa"] if abs(r["setting"] - target) < 1e-9)
+    ok = [r for r in res["forecast"] if r["short"] <= hpa["short"] + SLACK]
+    return min(ok, key=lambda r: (r["replica_hours"], r["short"])) if ok else None
 
 
-def _renamed(name: str) -> str:
-    base, at, rest = name.partition("@")
-    names = {"forecast:1": "forecast", "forecast:2": "simple", "perfect:1": "perfect"}
-    return names.get(base, base) + at + rest
+def _saving(row: dict[str, Any] | None, hpa: dict[str, Any]) -> float | None:
+    return None if row is None else 1.0 - row["replica_hours"] / hpa["replica_hours"]
 
 
-def verdict(policies: dict[str, dict[str, Any]], name: str = "forecast") -> str:
-    f, h = policies[name], policies["hpa"]
-    fewer_short = f["underprovisioned_fraction"] <= 0.5 * h["underprovisioned_fraction"]
-    cheaper = f["replica_hours"] <= h["replica_hours"]
-    if fewer_short and cheaper:
-        return "PASS"
+def frontier_table(results: list[dict[str, Any]]) -> int:
+    """Bar 1, per trace and HPA target: the saving of the cheapest quantile that is no more
+    often short (and which one); returns on how many traces every target is met."""
+    head = f"{'trace':<24}" + "".join(f" {f'hpa@{round(100 * t)}':>17}" for t in BAR_TARGETS)
+    print("bar 1: saving of the cheapest quantile no more often short than the HPA at each target")
+    print(head)
+    print("-" * len(head))
+    met = 0
+    for res in results:
+        cells, all_ok = [], True
+        for t in BAR_TARGETS:
+            hpa = next(r for r in res["hpa"] if abs(r["setting"] - t) < 1e-9)
+            row = best_against(res, t)
+            s = _saving(row, hpa)
+            ok = s is not None and s >= CHEAPER - SLACK
+            all_ok &= ok
+            cell = (
+                "none" if row is None or s is None else f"{100 * s:+.1f}% p{100 * row['setting']:g}"
+            )
+            cells.append(cell + ("*" if ok else " "))
+        met += all_ok
+        print(f"{res['trace']:<24}" + "".join(f" {c:>17}" for c in cells))
+    print(f"(* at least {100 * CHEAPER:g} % cheaper) every target met on {met} of {len(results)}")
+    return met
+
+
+def defaults_table(results: list[dict[str, Any]]) -> tuple[int, int, int]:
+    """Bar 2: the default quantile against the HPA at 80 %; returns (both axes, minute-level
+    met, minute-level traces)."""
+    print()
+    print("bar 2: the defaults against the HPA at 80 %")
+    head = (
+        f"{'trace':<24} {'step':>6} {'q':>6} {'short %':>8} {'hpa short %':>11} "
+        f"{'vs oracle':>9} {'hpa':>7} {'saving':>7}  verdict"
+    )
+    print(head)
+    print("-" * len(head))
+    both = minute_ok = minute = 0
+    for res in results:
+        own = next(r for r in res["forecast"] if r["default"])
+        hpa = next(r for r in res["hpa"] if r["default"])
+        axes = own["short"] <= hpa["short"] + SLACK and own["replica_hours"] <= hpa["replica_hours"]
+        both += axes
+        verdict = "both axes" if axes else "fail (" + _why(own, hpa) + ")"
+        if res["step_seconds"] <= 60:
+            minute += 1
+            fine = own["short"] < MINUTE_SHORT and own["cost_vs_oracle"] <= MINUTE_COST + SLACK
+            minute_ok += fine
+            verdict += "; minute bar " + ("met" if fine else "missed")
+        print(
+            f"{res['trace']:<24} {res['step_seconds']:>5g}s {own['setting']:>6g} "
+            f"{100 * own['short']:>8.2f} {100 * hpa['short']:>11.2f} "
+            f"{own['cost_vs_oracle']:>8.3f}x {hpa['cost_vs_oracle']:>6.3f}x "
+            f"{100 * (_saving(own, hpa) or 0):>+6.1f}%  {verdict}"
+        )
+    print(f"both axes on {both} of {len(results)}; minute-level bar on {minute_ok} of {minute}")
+    return both, minute_ok, minute
+
+
+def _why(own: dict[str, Any], hpa: dict[str, Any]) -> str:
     why = []
-    if not fewer_short:
+    if own["short"] > hpa["short"] + SLACK:
         why.append("short")
-    if not cheaper:
+    if own["replica_hours"] > hpa["replica_hours"]:
         why.append("cost")
-    return "fail (" + ", ".join(why) + ")"
+    return ", ".join(why)
+
+
+def perfect_table(results: list[dict[str, Any]]) -> int:
+    """Bar 3: `perfect` at capacity never short and near the oracle."""
+    print()
+    print("bar 3: perfect (the exact future as the forecast) at capacity")
+    met = 0
+    for res in results:
+        p = res["perfect"]
+        ok = p["short_steps"] == 0 and p["cost_vs_oracle"] <= PERFECT_COST + SLACK
+        met += ok
+        print(
+            f"{res['trace']:<24} short steps {p['short_steps']:>4}, "
+            f"{p['cost_vs_oracle']:.3f}x the oracle  {'met' if ok else 'MISSED'}"
+        )
+    print(f"met on {met} of {len(results)}")
+    return met
+
+
+def sweep_table(results: list[dict[str, Any]]) -> None:
+    """Every quantile of the sweep: short % and saving against the HPA at 80 %, and the
+    provisioned quantile's coverage of the default."""
+    print()
+    quantiles = [r["setting"] for r in results[0]["forecast"]]
+    print("the sweep: short % / saving against the HPA at 80 %")
+    print(f"{'trace':<24}" + "".join(f" {f'p{100 * q:g}':>14}" for q in quantiles))
+    for res in results:
+        hpa = next(r for r in res["hpa"] if r["default"])
+        cells = [
+            f"{100 * r['short']:.2f} {100 * (_saving(r, hpa) or 0):+.1f}%" for r in res["forecast"]
+        ]
+        print(f"{res['trace']:<24}" + "".join(f" {c:>14}" for c in cells))
+    for res in results:
+        a = res["accuracy"]
+        if a.get("quantile_coverage") is not None:
+            print(
+                f"{res['trace']:<24} default: WAPE {100 * a['forecast_wape']:.1f}%, 80% interval "
+                f"coverage {100 * a['interval_coverage']:.1f}%, provisioned-quantile coverage "
+                f"{100 * a['quantile_coverage']:.2f}% ({res['seconds']:.0f}s)"
+            )
+
+
+def report(results: list[dict[str, Any]], elapsed: str) -> None:
+    n = len(results)
+    one = frontier_table(results)
+    both, minute_ok, minute = defaults_table(results)
+    three = perfect_table(results)
+    sweep_table(results)
+    print()
+    print(f"bar 1 (frontier): {one} of {n} traces (need {MIN_TRACES})")
+    print(
+        f"bar 2 (defaults vs hpa@80): both axes on {both} of {n} (need {MIN_TRACES}); "
+        f"minute-level under {100 * MINUTE_SHORT:g} % short at <= {MINUTE_COST}x the oracle on "
+        f"{minute_ok} of {minute}"
+    )
+    print(f"bar 3 (perfect): {three} of {n} (need all); {elapsed}")
 
 
 def main() -> int:
@@ -104,156 +220,30 @@ def main() -> int:
     parser.add_argument("--traces", type=Path, default=DEFAULT_DIR)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--simple", action="store_true", help="also replay the simple forecaster")
     parser.add_argument("--scaler", help="ForecastScaler manifest for the forecast policy")
     parser.add_argument(
         "--quantiles",
-        default="0.5,0.6,0.7,0.8",
-        help="also replay the forecast policy at these quantiles (comma-separated; '' none)",
+        default=",".join(f"{q:g}" for q in DEFAULT_QUANTILES),
+        help="the quantile sweep (comma-separated)",
     )
-    parser.add_argument(
-        "--report",
-        type=Path,
-        help="print the tables from a --json file of an earlier run instead of running",
-    )
+    parser.add_argument("--report", type=Path, help="print the tables of an earlier --json run")
     args = parser.parse_args()
     if args.report:
-        results = json.loads(args.report.read_text())
-        report(results, f"figures from {args.report}", args.scaler is not None)
+        report(json.loads(args.report.read_text()), f"figures from {args.report}")
         return 0
     quantiles = parse_quantiles(args.quantiles)
-    if not args.traces.is_dir():
-        print(f"no traces at {args.traces}: skipped")
-        return 0
-    paths = sorted(str(p) for p in args.traces.glob("*.csv"))
+    paths = sorted(str(p) for p in args.traces.glob("*.csv")) if args.traces.is_dir() else []
     if not paths:
         print(f"no traces (*.csv) in {args.traces}: skipped")
         return 0
     started = time.perf_counter()
+    n = len(paths)
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        n = len(paths)
-        results = list(
-            pool.map(run_one, paths, [args.simple] * n, [args.scaler] * n, [quantiles] * n)
-        )
+        results = list(pool.map(run_one, paths, [args.scaler] * n, [quantiles] * n))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
-    elapsed = f"{time.perf_counter() - started:.0f}s with {args.jobs} jobs"
-    report(results, elapsed, args.scaler is not None)
+    report(results, f"{time.perf_counter() - started:.0f}s with {args.jobs} jobs")
     return 0
-
-
-def report(results: list[dict[str, Any]], elapsed: str, scaler_given: bool) -> None:
-    """The tables: per trace and policy, the forecast error, and the quantile trade-off."""
-    header = (
-        f"{'trace':<24} {'policy':<13} {'short %':>8} {'unmet %':>8} {'replica-h':>11} "
-        f"{'vs oracle':>9} {'actions':>8}  verdict"
-    )
-    print(header)
-    print("-" * len(header))
-    passes = dict.fromkeys(JUDGED, 0)
-    for res in results:
-        pol = res["policies"]
-        for name in ("forecast", "simple", "perfect", "hpa", "oracle", "target-oracle"):
-            if name not in pol:
-                continue
-            s = pol[name]
-            v = verdict(pol, name) if name in passes else ""
-            if name in passes:
-                passes[name] += v == "PASS"
-            print(
-                f"{res['trace']:<24} {name:<13} {100 * s['underprovisioned_fraction']:>8.2f} "
-                f"{100 * s['unmet_fraction']:>8.2f} {s['replica_hours']:>11.1f} "
-                f"{s['cost_vs_oracle']:>8.3f}x {s['scaling_actions']:>8}" + (f"  {v}" if v else "")
-            )
-    print("-" * len(header))
-    print(
-        f"bar met on {passes['forecast']} of {len(results)} traces; with a perfect forecast "
-        f"(the same decisions fed the true future) on {passes['perfect']}; {elapsed}"
-    )
-    if any("target-oracle" in r["policies"] for r in results):
-        print(
-            f"perfect foresight that never runs a replica above the target (target-oracle) "
-            f"costs no more than the hpa on {passes['target-oracle']} of {len(results)} traces"
-        )
-    _simple_line(results)
-    _forecast_lines(results)
-    if results and any("@" in k for k in results[0]["policies"]):
-        print_tradeoff(results, scaler_given=scaler_given)
-
-
-def _simple_line(results: list[dict[str, Any]]) -> None:
-    """How often the ensemble is no worse than the simple forecaster on both counts."""
-    simple_better = sum(
-        r["policies"]["forecast"]["underprovisioned_fraction"]
-        <= r["policies"]["simple"]["underprovisioned_fraction"]
-        and r["policies"]["forecast"]["replica_hours"] <= r["policies"]["simple"]["replica_hours"]
-        for r in results
-        if "simple" in r["policies"]
-    )
-    if any("simple" in r["policies"] for r in results):
-        print(
-            f"ensemble no worse than the simple forecaster on both shortage and cost on "
-            f"{simple_better} of {len(results)} traces"
-        )
-
-
-def _forecast_lines(results: list[dict[str, Any]]) -> None:
-    """The forecast's own accuracy per trace."""
-    for res in results:
-        for name in ("forecast", "simple"):
-            f = res["policies"].get(name) or {}
-            if f.get("forecast_points"):
-                print(
-                    f"{res['trace']:<24} {name} WAPE {100 * f['forecast_wape']:.1f}%, "
-                    f"80% interval coverage {100 * f['interval_coverage']:.1f}%, "
-                    f"provisioned-quantile coverage {100 * f['quantile_coverage']:.1f}%, "
-                    f"step {res['step_seconds']:g}s, startup {res['startup_seconds']:g}s "
-                    f"({res['seconds']:.0f}s)"
-                )
-
-
-def print_tradeoff(results: list[dict[str, Any]], scaler_given: bool) -> None:
-    """Per trace and provisioned quantile: shortage % and replica-hours against the hpa's."""
-    names = [k for k in results[0]["policies"] if k == "forecast" or k.startswith("forecast@")]
-    own = "own" if scaler_given else "default"
-    labels = {
-        k: k.split("@")[1] if "@" in k else f"p{100 * _quantile(results[0], k):g} ({own})"
-        for k in names
-    }
-    names.sort(key=lambda k: _quantile(results[0], k))
-    print()
-    print("provisioned quantile: short % / replica-hours against the hpa (* bar met)")
-    print(f"{'trace':<24} {'hpa short %':>11}" + "".join(f" {labels[k]:>15}" for k in names))
-    somewhere = 0
-    per_quantile = dict.fromkeys(names, 0)
-    for res in results:
-        pol = res["policies"]
-        h = pol["hpa"]
-        cells = []
-        met = False
-        for k in names:
-            f = pol[k]
-            ok = verdict(pol, k) == "PASS"
-            met |= ok
-            per_quantile[k] += ok
-            cost = 100 * (f["replica_hours"] / h["replica_hours"] - 1)
-            cells.append(
-                f"{100 * f['underprovisioned_fraction']:.2f} {cost:+.1f}%{'*' if ok else ' '}"
-            )
-        somewhere += met
-        print(
-            f"{res['trace']:<24} {100 * h['underprovisioned_fraction']:>11.2f}"
-            + "".join(f" {c:>15}" for c in cells)
-        )
-    print(
-        "bar met at each quantile: "
-        + ", ".join(f"{labels[k].split()[0]} {per_quantile[k]}" for k in names)
-        + f"; at one quantile or another on {somewhere} of {len(results)} traces"
-    )
-
-
-def _quantile(result: dict[str, Any], name: str) -> float:
-    return float(result["specs"][name]["forecast"]["quantile"])
 
 
 if __name__ == "__main__":
