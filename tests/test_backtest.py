@@ -30,6 +30,7 @@ from forecastscaler.evaluation.backtest import (
     run_backtest,
     smape,
 )
+from forecastscaler.evaluation.backtest_buckets import BUCKET_COLUMNS, bucket_figures
 from forecastscaler.models import selection
 from forecastscaler.models.base import (
     DEFAULT_QUANTILES,
@@ -331,8 +332,11 @@ def test_backtest_command_writes_every_figure(
     assert {"history_steps", "retrain_steps", "retrain_coarsened", "quantile"} <= set(protocol)
     assert list(data["models"]) == ["lastValue", "seasonalNaive"]
     for figures in data["models"].values():
-        assert set(figures) == set(METRIC_COLUMNS)
+        assert set(figures) == set(METRIC_COLUMNS) | set(BUCKET_COLUMNS)
         assert figures["status"] == "ok" and figures["scored"] == 42  # one target is the gap
+        # 10-minute steps: coverage per hour of the day (buckets of >= 10 targets), no minutes
+        assert figures["coverage_by_minute"] == {}
+        assert all(0 <= c <= 1 for c in figures["coverage_by_hour"].values())
     assert data["models"]["lastValue"]["mae_vs_last"] == pytest.approx(1.0)
     assert data["models"]["seasonalNaive"]["mae_vs_last"] < 0.7  # it knows the cycle
 
@@ -359,3 +363,19 @@ def test_backtest_command_errors(
     assert _cli(["--trace", str(path), *ahead, "--no-progress", *extra]) == 2
     err = capsys.readouterr().err
     assert err.startswith("forecastscaler backtest: ") and message in err
+
+
+def test_bucket_coverage_finds_the_missed_minutes() -> None:
+    """A quantile that covers every target but those at :00 shows a worst minute of 0."""
+    target = pd.date_range("2024-03-04", periods=24 * 60, freq="1min")
+    actual = np.where(target.minute == 0, 10.0, 1.0)
+    value = np.full(len(target), 5.0)
+    figures = bucket_figures(target, actual, value, 60.0)
+    assert figures["coverage_by_minute"][0] == 0.0
+    assert figures["coverage_by_minute"][1] == 1.0
+    assert figures["cov_minute_worst"] == 0.0 and figures["cov_minute_spread"] == 1.0
+    # every hour has one miss in 60
+    assert figures["cov_hour_worst"] == pytest.approx(59 / 60)
+    assert figures["cov_hour_spread"] == pytest.approx(0.0)
+    hourly = bucket_figures(target[::60], actual[::60], value[::60], 3600.0)
+    assert hourly["coverage_by_minute"] == {} and math.isnan(hourly["cov_minute_worst"])

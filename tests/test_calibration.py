@@ -213,3 +213,53 @@ def test_quantile_paths_values() -> None:
     # each offset widens in its own direction beyond step 1; sorting swaps the levels back
     np.testing.assert_allclose(crossed[0.1], 10 - np.sqrt([1.0, 2.0, 3.0]))
     np.testing.assert_allclose(crossed[0.9], 10 + np.sqrt([1.0, 2.0, 3.0]))
+
+
+def exponential_residuals(n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).exponential(1.0, n)[:, None]
+
+
+@pytest.mark.parametrize(
+    ("n", "q", "most"),
+    [(199, 0.999, 2.0), (150, 0.995, 1.5), (500, 0.999, 1.5), (60, 0.999, 5.0)],
+    ids=["n199-p999", "n150-p995", "n500-p999", "n60-p999"],
+)
+def test_a_quantile_past_the_sample_is_extrapolated_toward_its_miss_rate(
+    n: int, q: float, most: float
+) -> None:
+    """Past the sample ((n + 1) q > n) the offset is not the largest residual, which misses
+    1 / (n + 1) of fresh residuals whatever q is: it is read from the tail, never inside the
+    sample, and misses at most `most` times 1 - q of fresh residuals from the same law (here
+    the exponential, whose miss rate at x is exp(-x)), far less than the cap did."""
+    misses = []
+    for seed in range(200):
+        residuals = exponential_residuals(n, seed)
+        offset = conformal_offsets(residuals, (q,))[q][0]
+        assert offset >= residuals.max()
+        misses.append(float(np.exp(-offset)))
+    miss = float(np.mean(misses))
+    assert miss <= most * (1 - q)
+    assert miss < 0.8 / (n + 1)  # the cap's miss rate
+
+
+def test_the_lower_tail_is_extrapolated_like_the_upper() -> None:
+    residuals = -exponential_residuals(199, 3)
+    low = conformal_offsets(residuals, (0.001, 0.0001))
+    assert low[0.001][0] <= residuals.min()
+    assert low[0.0001][0] < low[0.001][0]
+
+
+def test_a_short_sample_stays_capped_at_its_extremes() -> None:
+    residuals = exponential_residuals(15, 1)
+    out = conformal_offsets(residuals, (0.99, 0.999, 0.01))
+    assert out[0.99][0] == out[0.999][0] == residuals.max()
+    assert out[0.01][0] == residuals.min()
+
+
+def test_offsets_rise_with_the_quantile_across_the_sample_edge() -> None:
+    residuals = exponential_residuals(120, 7)
+    levels = [0.9, 0.95, 0.99, 0.991, 0.995, 0.998, 0.999]
+    out = conformal_offsets(residuals, levels)
+    values = [out[q][0] for q in levels]
+    assert values == sorted(values)
+    assert values[-1] > values[-3] >= residuals.max()

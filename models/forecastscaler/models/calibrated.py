@@ -18,11 +18,11 @@ from forecastscaler.models.base import (
 from forecastscaler.models.calibration import (
     IntArray,
     actuals,
-    conformal_offsets,
     mae_at,
     origins,
     quantile_paths,
 )
+from forecastscaler.models.conditional import Conditional, epoch_seconds, fit_conditional, plain
 from forecastscaler.models.history import future_index, infer_step
 
 
@@ -66,10 +66,17 @@ class CalibratedForecaster(Forecaster):
             self.residuals_: FloatArray = np.zeros((0, self.horizon))
             self.backtest_forecasts_: FloatArray = np.zeros((0, self.horizon))
             self.backtest_error_: float | None = None
+            self.conditional_: Conditional = plain(self.residuals_)
             return
         self.backtest_forecasts_ = np.asarray(self._backtest(values, at), dtype=np.float64)
         self.residuals_ = actuals(raw, at, self.horizon) - self.backtest_forecasts_
         self.backtest_error_ = mae_at(self.residuals_, self.horizon)
+        self.conditional_ = fit_conditional(
+            self.residuals_,
+            self.backtest_forecasts_,
+            target_stamps(self.index_, at, self.horizon),
+            self.step_.total_seconds(),
+        )
 
     def calibration_start(self, n: int) -> int:
         """First backtest origin for a history of n values. Models that learn parameters from
@@ -104,24 +111,36 @@ class CalibratedForecaster(Forecaster):
         if horizon < 1:
             raise ValueError("horizon must be at least one step")
         point = self.point_forecast(horizon)
-        offsets = cached_offsets(self, quantiles)
+        index = future_index(self.index_, horizon, self.step_)
+        offsets = interval_offsets(self, point, index, quantiles)
         return Forecast(
-            index=future_index(self.index_, horizon, self.step_),
+            index=index,
             point=point,
             quantiles=quantile_paths(point, offsets, quantiles),
             model=self.name,
         )
 
 
-def cached_offsets(model: object, quantiles: Sequence[float]) -> dict[float, FloatArray]:
-    """Conformal offsets of the model's `residuals_` for these quantiles, computed once per
-    calibration (the model empties `offsets_` whenever it recalibrates): predict runs every
-    sync, the residuals change only at a fit."""
-    residuals: FloatArray = model.__dict__["residuals_"]
-    cache: dict[tuple[float, ...], dict[float, FloatArray]] = model.__dict__.setdefault(
-        "offsets_", {}
-    )
+def target_stamps(index: pd.DatetimeIndex, at: IntArray, horizon: int) -> FloatArray:
+    """(origins, horizon) UTC epoch seconds of the times each backtest forecast was for."""
+    stamps = epoch_seconds(index)
+    return np.asarray(stamps[at[:, None] + np.arange(1, horizon + 1)[None, :]], dtype=np.float64)
+
+
+def interval_offsets(
+    model: object, point: FloatArray, index: pd.DatetimeIndex, quantiles: Sequence[float]
+) -> dict[float, FloatArray]:
+    """Offsets of one forecast from the model's conditional calibration (`conditional_`, or
+    plain split conformal on `residuals_` without one): the normalized conformal quantiles,
+    computed once per calibration (the model empties `offsets_` whenever it recalibrates;
+    predict runs every sync, the residuals change only at a fit), times the forecast's own
+    scale at each step (its level and the calendar position of each target)."""
+    state = model.__dict__
+    conditional: Conditional | None = state.get("conditional_")
+    if conditional is None:
+        conditional = plain(state["residuals_"])
+    cache: dict[tuple[float, ...], dict[float, FloatArray]] = state.setdefault("offsets_", {})
     key = tuple(float(q) for q in quantiles)
     if key not in cache:
-        cache[key] = conformal_offsets(residuals, quantiles)
-    return cache[key]
+        cache[key] = conditional.normalized(quantiles)
+    return conditional.offsets(cache[key], point, epoch_seconds(index))

@@ -54,9 +54,44 @@ def conformal_offsets(residuals: FloatArray, quantiles: Sequence[float]) -> dict
             # and made the lower quantiles too high (too narrow below).
             scaled = (n + 1) * q
             k = math.ceil(scaled - 1e-9) if q > 0.5 else math.floor(scaled + 1e-9)
-            col[h] = float(np.sort(r)[min(n, max(1, k)) - 1])
+            ordered = np.sort(r)
+            if 1 <= k <= n or n < TAIL_MIN:
+                col[h] = float(ordered[min(n, max(1, k)) - 1])
+            else:
+                col[h] = beyond_sample(ordered, q)
         out[float(q)] = col
     return out
+
+
+# Fewest residuals before a quantile past the sample is extrapolated from its tail rather than
+# capped at the extreme residual; the share of the residuals that makes the tail.
+TAIL_MIN = 20
+TAIL_SHARE = 0.1
+TAIL_LEAST = 5
+
+
+def beyond_sample(ordered: FloatArray, q: float) -> float:
+    """The q-quantile of sorted residuals where its rank is past the sample (q > n / (n + 1)
+    or below 1 / (n + 1)), from an exponential tail fitted to the m most extreme residuals:
+    P(r > u + x) = (m + 1) / (n + 1) * exp(-x / mean excess), u the (m + 1)-th most extreme.
+    Capping at the largest residual made every high quantile one and the same (p99.5 and p99.9
+    alike), so a budget below 1 / n bought nothing; never inside the sample."""
+    n = len(ordered)
+    m = min(n - 1, max(TAIL_LEAST, math.ceil(TAIL_SHARE * n)))
+    upper = q > 0.5
+    tail = 1.0 - q if upper else q
+    if tail <= 0.0:
+        return float(ordered[-1] if upper else ordered[0])
+    if upper:
+        u = float(ordered[n - m - 1])
+        excess = float(np.mean(ordered[n - m :] - u))
+    else:
+        u = float(ordered[m])
+        excess = float(np.mean(u - ordered[:m]))
+    reach = excess * math.log((m + 1) / ((n + 1) * tail))
+    if upper:
+        return max(float(ordered[-1]), u + reach)
+    return min(float(ordered[0]), u - reach)
 
 
 def extend(offsets: FloatArray, horizon: int) -> FloatArray:

@@ -32,14 +32,19 @@ from forecastscaler.models.base import (
     InsufficientHistory,
     NotFitted,
 )
-from forecastscaler.models.calibrated import CalibratedForecaster, cached_offsets
+from forecastscaler.models.calibrated import (
+    CalibratedForecaster,
+    interval_offsets,
+    target_stamps,
+)
 from forecastscaler.models.calibration import (
     IntArray,
     actuals,
     mae_at,
     quantile_paths,
 )
-from forecastscaler.models.history import future_index, regularize, spikes, valid_count
+from forecastscaler.models.conditional import Conditional, fit_conditional
+from forecastscaler.models.history import future_index, glitches, regularize, valid_count
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +115,7 @@ class Ensemble(Forecaster):
     def fit(self, y: pd.Series) -> Self:
         series = regularize(y)
         raw = series.to_numpy(dtype=np.float64, copy=True)
-        raw[spikes(raw)] = np.nan
+        raw[glitches(series)] = np.nan
         got = valid_count(series)
         fitted: list[CalibratedForecaster] = []
         self.skipped_: dict[str, str] = {}
@@ -127,7 +132,7 @@ class Ensemble(Forecaster):
             raise InsufficientHistory(f"every model ({needs})", self.min_history(), got)
         self.fitted_ = fitted
         self.errors_ = {m.name: m.backtest_error for m in fitted}
-        self._learn(raw)
+        self._learn(raw, pd.DatetimeIndex(series.index))
         return self
 
     def _shared_origins(self) -> IntArray:
@@ -147,7 +152,7 @@ class Ensemble(Forecaster):
             else np.zeros(0, dtype=np.int64)
         )
 
-    def _learn(self, raw: FloatArray) -> None:
+    def _learn(self, raw: FloatArray, index: pd.DatetimeIndex) -> None:
         self.offsets_: dict[tuple[float, ...], dict[float, FloatArray]] = {}
         at = self._shared_origins()
         h = self.horizon
@@ -160,6 +165,7 @@ class Ensemble(Forecaster):
             chosen = self.fitted_[best]
             self.residuals_ = chosen.residuals_
             self.backtest_error_: float | None = chosen.backtest_error_
+            self.conditional_: Conditional = chosen.conditional_
             return
         forecasts = np.stack(
             [m.backtest_forecasts_[np.searchsorted(m.backtest_origins_, at)] for m in self.fitted_]
@@ -167,8 +173,14 @@ class Ensemble(Forecaster):
         truth = actuals(raw, at, h)
         self.scheme_ = STACK
         self.weights_ = _stack(forecasts, truth)
-        self.residuals_ = truth - _combine(forecasts, self.weights_)
+        combined = _combine(forecasts, self.weights_)
+        self.residuals_ = truth - combined
         self.backtest_error_ = mae_at(self.residuals_, h)
+        # The intervals' scale follows the combination's level and the targets' calendar.
+        step = self.fitted_[0].step_.total_seconds()
+        self.conditional_ = fit_conditional(
+            self.residuals_, combined, target_stamps(index, at, h), step
+        )
 
     @property
     def weights(self) -> dict[str, float]:
@@ -207,10 +219,11 @@ class Ensemble(Forecaster):
             if w.any():
                 point += w * member.point_forecast(horizon)
         point = np.maximum(np.nan_to_num(point, nan=0.0), 0.0)
-        offsets = cached_offsets(self, quantiles)
         ref = self._active()[0]  # members track the newest timestamp through update
+        index = future_index(ref.index_, horizon, ref.step_)
+        offsets = interval_offsets(self, point, index, quantiles)
         return Forecast(
-            index=future_index(ref.index_, horizon, ref.step_),
+            index=index,
             point=point,
             quantiles=quantile_paths(point, offsets, quantiles),
             model=self.summary or self.name,

@@ -6,8 +6,9 @@ shape of load carries over between levels (a service at 50 or 5000 requests per 
 
 - the recent window's lags, and the mean, spread, minimum and maximum of the recent window and
   of the longer context;
-- the calendar at t: hour of day and day of week as sine/cosine pairs, each only when the
-  training origins span two days (weeks): with fewer, a learner memorises single days;
+- the calendar at t: minute of the hour (steps under an hour: cron jobs at :00 and :30), hour
+  of day and day of week as sine/cosine pairs, each only when the training origins span two
+  hours (days, weeks): with fewer, a learner memorises single days;
 - with a season S (found in the data, snapped to a day or a week): the change one season ago
   over the same steps ahead, v[t+h-S] - v[t-S], how far now is from one season ago, and how far
   the recent window's mean is from the same window one season ago.
@@ -31,6 +32,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from forecastscaler.models.base import FloatArray, NotFitted
 from forecastscaler.models.calibrated import CalibratedForecaster
 from forecastscaler.models.calibration import IntArray
+from forecastscaler.models.conditional import epoch_seconds
 from forecastscaler.models.history import fill_gaps, newer_steps, prepare
 from forecastscaler.models.naive import calendar_periods
 from forecastscaler.models.season import find_season
@@ -43,6 +45,7 @@ MIN_TRAIN = 200
 MIN_CALIBRATION = 100
 # Calendar features need the training origins to span this many days (weeks).
 CALENDAR_CYCLES = 2.0
+HOUR_SECONDS = 3600.0
 DAY_SECONDS = 86400.0
 WEEK_SECONDS = 7 * DAY_SECONDS
 # 1970-01-01, day 0 of the epoch, was a Thursday: day 3 of a week starting on Monday.
@@ -135,12 +138,6 @@ def targets(
     return np.asarray(changes, dtype=np.float64)
 
 
-def epoch_seconds(index: pd.DatetimeIndex) -> FloatArray:
-    """UTC epoch seconds of each timestamp (naive timestamps are taken as UTC)."""
-    nanos = np.asarray(index.as_unit("ns").asi8, dtype=np.int64)
-    return np.asarray(nanos // 1_000_000_000, dtype=np.float64)
-
-
 class WindowForecaster(CalibratedForecaster):
     """A learner of the change over the next `horizon` steps from the features above: direct
     multi-horizon (all steps from the same origin, no feeding back of its own forecasts within
@@ -217,14 +214,17 @@ class WindowForecaster(CalibratedForecaster):
     def _spec(self, n: int, season: int | None) -> FeatureSpec:
         """The features a history of n values supports: the season's only when they leave
         MIN_TRAIN training origins, a calendar period only when the training origins span
-        CALENDAR_CYCLES of it and it is at least four steps long."""
+        CALENDAR_CYCLES of it and it is at least four steps long (the minute of the hour, for
+        cron jobs at fixed minutes, only at steps of 15 minutes or less)."""
         spec = FeatureSpec(self.horizon, self.window, self.context, season)
         if season and self._train_rows(n, spec.warm) < MIN_TRAIN:
             spec = replace(spec, season=None)
         step = self.step_.total_seconds()
         span = self._train_rows(n, spec.warm) * step
         periods = tuple(
-            p for p in (DAY_SECONDS, WEEK_SECONDS) if 4 * step <= p <= span / CALENDAR_CYCLES
+            p
+            for p in (HOUR_SECONDS, DAY_SECONDS, WEEK_SECONDS)
+            if 4 * step <= p <= span / CALENDAR_CYCLES
         )
         return replace(spec, calendar=periods)
 

@@ -138,13 +138,52 @@ def spikes(
     return np.asarray(flagged, dtype=bool)
 
 
+# A spike is a cron job's burst, not a glitch, when it recurs at the same calendar position
+# (minute of the hour, time of day) at least this often and in at least this share of the
+# cycles that position was observed in. Counter resets and scrape glitches fall at random times.
+RECUR_MIN = 3
+RECUR_SHARE = 0.25
+RECUR_PERIODS = (3600.0, 86400.0)
+
+
+def recurring(flags: BoolArray, index: pd.DatetimeIndex) -> BoolArray:
+    """The flagged points that sit at a calendar position where flags recur (see RECUR_MIN)."""
+    out = np.zeros(len(flags), dtype=bool)
+    if int(np.count_nonzero(flags)) < RECUR_MIN or len(index) < 2:
+        return out
+    nanos = np.asarray(index.as_unit("ns").asi8, dtype=np.int64)
+    step = int(nanos[1] - nanos[0])
+    for period in RECUR_PERIODS:
+        span = int(period * 1e9)
+        if step <= 0 or step >= span:
+            continue
+        pos = (nanos % span) // step
+        seen = np.bincount(pos, minlength=int(pos.max()) + 1)
+        hits = np.bincount(pos[flags], minlength=len(seen))
+        recur = (hits >= RECUR_MIN) & (hits >= RECUR_SHARE * seen)
+        out |= flags & recur[pos]
+    return out
+
+
+def glitches(series: pd.Series) -> BoolArray:
+    """Spikes of a regular series that are glitches: isolated, and not recurring at a fixed
+    minute of the hour or time of day (those are load: a cron job's burst that the models must
+    learn and the intervals must cover, not drop)."""
+    raw = series.to_numpy(dtype=np.float64)
+    flags = spikes(raw)
+    if not flags.any():
+        return flags
+    return np.asarray(flags & ~recurring(flags, pd.DatetimeIndex(series.index)), dtype=bool)
+
+
 def prepare(y: pd.Series, model: str, needed: int) -> tuple[pd.Series, FloatArray, FloatArray]:
     """(regular series, raw values with NaN, gap-filled values); raises InsufficientHistory
     when fewer than `needed` observations are usable. Isolated spikes (counter resets, scrape
-    glitches) become gaps, so no model trains or calibrates on them."""
+    glitches) become gaps, so no model trains or calibrates on them; spikes that recur at a
+    fixed minute of the hour or time of day are kept (`glitches`)."""
     series = regularize(y)
     raw = series.to_numpy(dtype=np.float64, copy=True)
-    raw[spikes(raw)] = np.nan
+    raw[glitches(series)] = np.nan
     series = pd.Series(raw, index=series.index)
     got = valid_count(series)
     if got < needed or len(series) < 2:

@@ -33,7 +33,9 @@ percent (0-200, 0/0 counted as 0); pinball loss at the quantile; the share of ac
 below the quantile forecast (target: the quantile); the share inside the 0.1-0.9 interval
 (target 0.8) and its mean width relative to the mean load; mean seconds per fit and mean
 milliseconds per update + predict; for a combining model, each member's mean weight at the
-horizon over the refits (a selecting model's choice counts as weight 1). A forecast whose
+horizon over the refits (a selecting model's choice counts as weight 1); and the quantile's
+coverage per hour-of-day and minute-of-hour bucket of the target time (backtest_buckets.py:
+every bucket in the JSON, the worst and the spread in the table). A forecast whose
 timestamps do not start right after the origin counts as a failure, not as a forecast.
 """
 
@@ -56,6 +58,7 @@ import pandas as pd
 from forecastscaler.core.api import default_history, format_duration, parse_duration
 from forecastscaler.core.model import INTERVAL
 from forecastscaler.core.traces import Trace, TraceError, load_trace, parse_warmup
+from forecastscaler.evaluation.backtest_buckets import BUCKET_COLUMNS, bucket_figures
 from forecastscaler.models import selection
 from forecastscaler.models.base import FloatArray, Forecaster
 from forecastscaler.models.history import regularize
@@ -516,6 +519,18 @@ def _num(x: float, spec: str) -> str:
     return "-" if not math.isfinite(x) else format(x, spec)
 
 
+def _bucket_note(name: str, m: pd.Series, q: float) -> list[str]:
+    """The conditional coverage of one model: the worst hour-of-day and minute-of-hour bucket
+    of the target time, and the spread between the best and the worst."""
+    parts = [
+        f"by {kind} worst {_num(m[f'cov_{kind}_worst'], '.3f')} "
+        f"(spread {_num(m[f'cov_{kind}_spread'], '.3f')})"
+        for kind in ("hour", "minute")
+        if math.isfinite(m.get(f"cov_{kind}_worst", math.nan))
+    ]
+    return [f"{name}: cov {q:g} {', '.join(parts)}"] if parts else []
+
+
 def format_table(result: BacktestResult) -> str:
     """The protocol, one line per model, then what was skipped or failed and why."""
     q = result.protocol.quantile
@@ -548,6 +563,7 @@ def format_table(result: BacktestResult) -> str:
             )
         if m["weights"]:
             notes.append(f"{name}: mean member weight over its refits: {m['weights']}")
+        notes.extend(_bucket_note(str(name), m, q))
     lines.append("")
     lines.append(
         "vs last: MAE / MAE of the last value on the same points (< 1 beats naive); "
@@ -642,6 +658,9 @@ def backtest(
     for model_name, factory in factories.items():
         run = _run_model(factory, load, sched, history_steps, horizon_steps, quantile, clock, tick)
         rows[model_name] = _figures(run, actual, naive, quantile)
+        rows[model_name].update(
+            bucket_figures(target_times, actual, run.value, step.total_seconds())
+        )
         has = _mask(run.point, run.value, run.lower, run.upper)
         frames.append(
             pd.DataFrame(
@@ -658,7 +677,7 @@ def backtest(
                 }
             )
         )
-    metrics = pd.DataFrame.from_dict(rows, orient="index")[list(METRIC_COLUMNS)]
+    metrics = pd.DataFrame.from_dict(rows, orient="index")[[*METRIC_COLUMNS, *BUCKET_COLUMNS]]
     protocol = Protocol(
         trace=name or str(series.name or "series"),
         steps=n,
