@@ -3,7 +3,7 @@
 These models are the single source of truth: the CRD in crds/ is generated from them
 (`forecastscaler crd`), the operator parses every object through them, and the simulator reads
 the same manifest a user applies. Field descriptions become `kubectl explain` text, so they are
-written for the person reading it.
+written for the person reading it. The status models live in api_status.py.
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ import functools
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, model_validator
+
+from forecastscaler.core.api_model import ApiModel
+from forecastscaler.core.api_status import ForecastScalerStatus
 
 GROUP = "forecastscaler.io"
 VERSION = "v1alpha1"
@@ -55,19 +57,10 @@ def format_duration(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="forbid",
-        frozen=True,
-    )
-
-
 # --------------------------------------------------------------------------------------- spec
 
 
-class ScaleTargetRef(_Model):
+class ScaleTargetRef(ApiModel):
     """The workload to scale: any resource that has a scale subresource (Deployment,
     StatefulSet, ReplicaSet, or a custom resource that implements /scale)."""
 
@@ -80,14 +73,14 @@ class ScaleTargetRef(_Model):
     )
 
 
-class SecretKeySelector(_Model):
+class SecretKeySelector(ApiModel):
     """A key of a Secret in the ForecastScaler's namespace."""
 
     name: str = Field(min_length=1, description="Name of the Secret.")
     key: str = Field(default="token", min_length=1, description="Key in the Secret's data.")
 
 
-class PrometheusSpec(_Model):
+class PrometheusSpec(ApiModel):
     """Where to read the metric, when not from the operator's default Prometheus."""
 
     address: str | None = Field(
@@ -109,7 +102,7 @@ class PrometheusSpec(_Model):
     )
 
 
-class MetricSpec(_Model):
+class MetricSpec(ApiModel):
     """The load signal: a PromQL query, and how much of it one replica serves."""
 
     query: str = Field(
@@ -166,7 +159,7 @@ ModelName = Literal[
 ]
 
 
-class TrustSpec(_Model):
+class TrustSpec(ApiModel):
     """Accuracy-gated trust: the operator scores its own forecasts against what happened."""
 
     enabled: bool = Field(
@@ -205,7 +198,7 @@ def derived_startup(horizon: str | None, interval: str, step: str) -> float:
     return max(0.0, rest)
 
 
-class ForecastSpec(_Model):
+class ForecastSpec(ApiModel):
     """How the load is forecast."""
 
     startup: Duration | None = Field(
@@ -321,7 +314,7 @@ class ForecastSpec(_Model):
 AnomalyAction = Literal["FreezeScaleDown", "ReactiveOnly", "Ignore"]
 
 
-class AnomalySpec(_Model):
+class AnomalySpec(ApiModel):
     """What to do when the load does something the forecast did not expect."""
 
     enabled: bool = Field(default=True, description="Score every observation for anomalies.")
@@ -345,7 +338,7 @@ class AnomalySpec(_Model):
     )
 
 
-class ScalingPolicy(_Model):
+class ScalingPolicy(ApiModel):
     """One rate limit, exactly as in HPA autoscaling/v2."""
 
     type: Literal["Pods", "Percent"] = Field(
@@ -357,7 +350,7 @@ class ScalingPolicy(_Model):
     )
 
 
-class ScalingRules(_Model):
+class ScalingRules(ApiModel):
     """Rules for one direction, with the HPA's semantics and defaults."""
 
     stabilization_window_seconds: int | None = Field(
@@ -386,7 +379,7 @@ class ScalingRules(_Model):
     )
 
 
-class Behavior(_Model):
+class Behavior(ApiModel):
     """Scaling behavior, the same shape and semantics as HPA autoscaling/v2 `behavior`."""
 
     scale_up: ScalingRules | None = Field(default=None, description="Rules for scaling up.")
@@ -402,7 +395,7 @@ class Behavior(_Model):
     )
 
 
-class FallbackSpec(_Model):
+class FallbackSpec(ApiModel):
     """What to do while the metric cannot be read (like KEDA's fallback)."""
 
     failure_threshold: int = Field(
@@ -421,7 +414,7 @@ class FallbackSpec(_Model):
     )
 
 
-class ForecastScalerSpec(_Model):
+class ForecastScalerSpec(ApiModel):
     """Desired state of a ForecastScaler: which workload to scale, on which load, and how."""
 
     scale_target_ref: ScaleTargetRef = Field(description="The workload to scale.")
@@ -520,108 +513,7 @@ class ForecastScalerSpec(_Model):
             )
 
 
-# ------------------------------------------------------------------------------------- status
-
-
-class Condition(_Model):
-    """A Kubernetes condition (type, status, reason, message)."""
-
-    type: str = Field(description="Ready, ForecastReady, AbleToScale, ScalingLimited, ...")
-    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
-    reason: str = Field(description="One CamelCase word machines can match on.")
-    message: str = Field(default="", description="What happened, for a person.")
-    last_transition_time: str | None = Field(
-        default=None, description="When status last changed (RFC 3339)."
-    )
-    observed_generation: int | None = Field(
-        default=None, description="The .metadata.generation the condition was computed for."
-    )
-
-
-class ForecastStatus(_Model):
-    """The forecast the last decision acted on."""
-
-    value: float = Field(description="The provisioned quantile of the load at the horizon.")
-    point: float = Field(description="The point (median-like) forecast at the horizon.")
-    lower: float = Field(description="0.1 quantile at the horizon (the 80% interval's low end).")
-    upper: float = Field(description="0.9 quantile at the horizon (the 80% interval's high end).")
-    quantile: float = Field(description="The quantile `value` is.")
-    horizon_seconds: float = Field(description="How far ahead, in seconds.")
-    model: str = Field(description="The model that produced it.")
-    fitted_at: str = Field(description="When the model was last fitted (RFC 3339).")
-    history_points: int = Field(description="Observations the model was fitted on.")
-
-
-class DecisionStatus(_Model):
-    """The last replica decision and why it was made."""
-
-    time: str = Field(description="When it was made (RFC 3339).")
-    desired_replicas: int = Field(description="Replicas it asked for.")
-    reason: str = Field(
-        description=(
-            "Which signal won: Forecast, Reactive, MinReplicas, MaxReplicas, Stabilized, "
-            "RateLimited, Tolerance, Fallback, Anomaly, NoData or ScalingDisabled."
-        )
-    )
-    message: str = Field(description="The numbers behind the decision.")
-    forecast_replicas: int | None = Field(
-        default=None, description="Replicas the forecast alone asked for."
-    )
-    reactive_replicas: int | None = Field(
-        default=None, description="Replicas the current load alone asked for."
-    )
-
-
-class AccuracyStatus(_Model):
-    """How the operator's own past forecasts at the horizon fared, over the trust window."""
-
-    samples: int = Field(description="Forecasts scored in the window.")
-    forecast_error: float | None = Field(
-        default=None, description="Mean absolute error of the point forecast at the horizon."
-    )
-    naive_error: float | None = Field(
-        default=None,
-        description="Mean absolute error of the last-value forecast at the same times.",
-    )
-    relative_error: float | None = Field(
-        default=None,
-        description="forecastError / naiveError: below 1 the forecast beats last value.",
-    )
-    coverage: float | None = Field(
-        default=None,
-        description="Share of loads at or below the provisioned quantile (ideally the quantile).",
-    )
-    interval_coverage: float | None = Field(
-        default=None, description="Share of loads inside the 80% interval (ideally 0.8)."
-    )
-    window_seconds: float = Field(description="The rolling window, in seconds.")
-
-
-class ForecastScalerStatus(_Model):
-    """Observed state of a ForecastScaler, written by the operator."""
-
-    observed_generation: int | None = Field(
-        default=None, description="The .metadata.generation last acted on."
-    )
-    current_replicas: int | None = Field(default=None, description="Replicas the target has.")
-    desired_replicas: int | None = Field(
-        default=None, description="Replicas last decided (written in Active mode)."
-    )
-    current_load: float | None = Field(default=None, description="The metric's current value.")
-    last_scale_time: str | None = Field(
-        default=None, description="When the operator last changed the target's replicas."
-    )
-    forecast: ForecastStatus | None = Field(default=None, description="The forecast acted on.")
-    last_decision: DecisionStatus | None = Field(default=None, description="The last decision.")
-    accuracy: AccuracyStatus | None = Field(
-        default=None, description="The forecast's measured accuracy at the horizon."
-    )
-    conditions: list[Condition] = Field(
-        default_factory=list, description="Ready, ForecastReady, AbleToScale, and more."
-    )
-
-
-class ForecastScaler(_Model):
+class ForecastScaler(ApiModel):
     """ForecastScaler scales a workload ahead of the load its metric is forecast to reach."""
 
     api_version: Literal["forecastscaler.io/v1alpha1"] = Field(

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from forecastscaler.core.api import Condition
+from forecastscaler.core.api_status import Condition
 
 Status = Literal["True", "False", "Unknown"]
 

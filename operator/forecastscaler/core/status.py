@@ -14,7 +14,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from forecastscaler.core import conditions as cond
-from forecastscaler.core.api import Condition, ForecastScalerSpec, format_duration
+from forecastscaler.core.api import ForecastScalerSpec, format_duration
+from forecastscaler.core.api_status import Condition
 from forecastscaler.core.decision import Decision
 from forecastscaler.core.memory import memory_status
 from forecastscaler.core.model import rfc3339

@@ -21,8 +21,8 @@ from forecastscaler.core.api import (
     VERSION,
     ForecastScaler,
     ForecastScalerSpec,
-    ForecastScalerStatus,
 )
+from forecastscaler.core.api_status import ForecastScalerStatus
 from forecastscaler.core.memory import MemoryStatus
 
 Schema = dict[str, Any]
