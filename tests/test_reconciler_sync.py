@@ -6,15 +6,18 @@ warm-up, DryRun, another autoscaler on the target, Secret and target errors, Pro
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from forecastscaler.core.api import ScaleTargetRef
+from forecastscaler.operator.owners import Owner
 from forecastscaler.operator.reconcile import DEFAULT_INTERVAL
 from forecastscaler.operator.settings import OperatorConfig
 from tests.fakes import Constant, ScaleWrite, World, make_world
+from tests.fakes.kube import FakeKube
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 NS, NAME, TARGET = "shop", "fs", "web"
@@ -42,7 +45,13 @@ def manifest(**spec: Any) -> dict[str, Any]:
         "anomaly": {"enabled": False},
     }
     return {
-        "metadata": {"name": NAME, "namespace": NS, "generation": 1, "uid": "u-1"},
+        "metadata": {
+            "name": NAME,
+            "namespace": NS,
+            "generation": 1,
+            "uid": "u-1",
+            "creationTimestamp": CREATED,
+        },
         "spec": _merge(base, spec),
         "status": {},
     }
@@ -132,34 +141,75 @@ async def test_dry_run_reports_the_path_active_would_take_but_never_patches_the_
 
 # ------------------------------------------------------------------------------ co-owner
 
-CO_OWNERS: dict[str, tuple[ScaleTargetRef | None, bool]] = {
-    # HPA's target (None: none, the HPA list fails) -> whether it blocks the write
-    "hpa-on-the-same-deployment": (WEB, True),
-    "hpa-on-another-deployment": (ScaleTargetRef(kind="Deployment", name="api"), False),
+CREATED = "2024-06-01T12:00:00Z"
+API = ScaleTargetRef(kind="Deployment", name="api")
+CoOwner = Callable[[FakeKube], None]
+
+
+def hpa(target: ScaleTargetRef, via: str = "") -> CoOwner:
+    return lambda kube: kube.add_hpa(NS, "web-cpu", target, via)
+
+
+def other_scaler(name: str, created: str, target: ScaleTargetRef = WEB) -> CoOwner:
+    owner = Owner(created, name, f"uid-{name}", target=("apps", target.kind, target.name))
+    return lambda kube: kube.add_scaler(NS, owner)
+
+
+def cannot_list(kube: FakeKube) -> None:
+    kube.hpa_error = PermissionError("forbidden: cannot list horizontalpodautoscalers")
+
+
+CO_OWNERS: dict[str, tuple[CoOwner, str | None]] = {
+    # who else is there -> what AbleToScale names (None: nothing blocks the write)
+    "hpa-on-the-same-deployment": (
+        hpa(WEB),
+        "HorizontalPodAutoscaler web-cpu also scales Deployment web",
+    ),
+    "keda-hpa-on-the-same-deployment": (
+        hpa(WEB, via="KEDA ScaledObject web-queue"),
+        "HorizontalPodAutoscaler web-cpu (made by KEDA ScaledObject web-queue) also scales",
+    ),
+    "hpa-on-another-deployment": (hpa(API), None),
     "hpa-on-a-statefulset-of-the-same-name": (
-        ScaleTargetRef(kind="StatefulSet", name=TARGET),
-        False,
+        hpa(ScaleTargetRef(kind="StatefulSet", name=TARGET)),
+        None,
     ),
     "hpa-of-another-api-group": (
-        ScaleTargetRef(api_version="example.com/v1", kind="Deployment", name=TARGET),
-        False,
+        hpa(ScaleTargetRef(api_version="example.com/v1", kind="Deployment", name=TARGET)),
+        None,
     ),
-    "hpas-cannot-be-listed": (None, False),
+    "older-forecastscaler-on-the-same-deployment": (
+        other_scaler("web-old", "2024-05-01T00:00:00Z"),
+        "older ForecastScaler web-old also scales Deployment web",
+    ),
+    "same-second-and-first-by-name": (
+        other_scaler("aaa", CREATED),
+        "older ForecastScaler aaa also scales Deployment web",
+    ),
+    "newer-forecastscaler-on-the-same-deployment": (
+        other_scaler("web-new", "2024-07-01T00:00:00Z"),
+        None,
+    ),
+    "same-second-and-later-by-name": (other_scaler("zzz", CREATED), None),
+    "older-forecastscaler-on-another-deployment": (
+        other_scaler("api", "2024-05-01T00:00:00Z", API),
+        None,
+    ),
+    "autoscalers-cannot-be-listed": (cannot_list, None),
 }
 
 
-@pytest.mark.parametrize(("hpa", "blocks"), CO_OWNERS.values(), ids=CO_OWNERS.keys())
+@pytest.mark.parametrize(("add", "named"), CO_OWNERS.values(), ids=CO_OWNERS.keys())
 async def test_another_autoscaler_on_the_target_stops_the_writes(
-    hpa: ScaleTargetRef | None, blocks: bool
+    add: CoOwner, named: str | None
 ) -> None:
+    """An HPA (KEDA's too) or an older ForecastScaler on the same target: this one decides
+    and reports, never writes, says who; the oldest ForecastScaler keeps scaling."""
     w = world(load=45.0, replicas=2)
-    if hpa is None:
-        w.kube.hpa_error = PermissionError("forbidden: cannot list horizontalpodautoscalers")
-    else:
-        w.kube.add_hpa(NS, "web-cpu", hpa)
+    add(w.kube)
     await w.sync()
     assert w.status["desiredReplicas"] == 5, "it decides either way"
-    if not blocks:
+    if named is None:
         assert w.kube.writes == [ScaleWrite(NS, "Deployment", TARGET, 5)]
         assert w.condition("Ready")[:2] == ("True", "Ready")
         return
@@ -167,7 +217,7 @@ async def test_another_autoscaler_on_the_target_stops_the_writes(
     for type_ in ("Ready", "AbleToScale"):
         status, reason, message = w.condition(type_)
         assert (status, reason) == ("False", "ConflictingAutoscaler")
-        assert "HorizontalPodAutoscaler web-cpu also scales Deployment web" in message
+        assert named in message, message
     warnings = [e for e in w.events.events if e.reason == "ConflictingAutoscaler"]
     assert len(warnings) == 3 and {e.type for e in warnings} == {"Warning"}
     assert w.counted("forecastscaler_scale_writes_total", result="error") == 0
@@ -175,7 +225,8 @@ async def test_another_autoscaler_on_the_target_stops_the_writes(
     await w.sync()  # still there: no write, and no Event again for the same problem
     assert w.kube.writes == [] and w.events.events == []
 
-    w.kube.hpas.clear()  # the HPA deleted: it scales at the next sync
+    w.kube.hpas.clear()  # the other autoscaler deleted: it scales at the next sync
+    w.kube.scalers.clear()
     await w.sync()
     assert w.kube.writes == [ScaleWrite(NS, "Deployment", TARGET, 5)]
     assert w.conditions("Ready", "AbleToScale") == {

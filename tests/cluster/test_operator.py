@@ -282,6 +282,50 @@ def test_an_hpa_on_the_same_target_stops_the_writes_until_it_is_gone(
     eventually(lambda: replicas_of(api, namespace, "web") == 5, 90, "web scaled to 5")
 
 
+def test_a_second_forecastscaler_on_the_same_target_never_writes(
+    api: client.ApiClient, namespace: str, loads: LoadExporter, operator: Any
+) -> None:
+    """Two ForecastScalers on one Deployment (targets 100 and 40) took turns rewriting it,
+    6→12→8→16: the older keeps scaling, the newer says who owns the target and never writes."""
+    loads.set({"app": namespace}, lambda t: 450.0)
+    deployment(api, namespace, "web", replicas=2)
+    apply_scaler(api, namespace, manifest("web", namespace, anomaly={"enabled": False}))
+    eventually(lambda: replicas_of(api, namespace, "web") == 5, 90, "web scaled to 5 by web")
+    second = manifest("web", namespace, anomaly={"enabled": False})
+    second["metadata"]["name"] = "web-dense"
+    second["spec"]["metric"]["targetPerReplica"] = 40
+    apply_scaler(api, namespace, second)
+
+    def blocked() -> dict[str, Any] | None:
+        able = condition(scaler(api, namespace, "web-dense"), "AbleToScale")
+        return able if able and able["reason"] == "ConflictingAutoscaler" else None
+
+    able = eventually(blocked, 60, "web-dense AbleToScale=False ConflictingAutoscaler")
+    assert able["status"] == "False", able
+    assert "older ForecastScaler web also scales Deployment web" in able["message"], able
+    eventually(
+        lambda: (
+            (scaler(api, namespace, "web-dense").get("status") or {}).get("desiredReplicas") == 12
+        ),
+        60,
+        "web-dense decided 12 (450 / 40), not written",
+    )
+    seen = set()
+    for _ in range(8):  # several syncs of both
+        seen.add(replicas_of(api, namespace, "web"))
+        time.sleep(1)
+    assert seen == {5}, seen
+    older = condition(scaler(api, namespace, "web"), "AbleToScale")
+    assert older is not None and older["status"] == "True", older
+    warned = [e for e in events(api, namespace, "web-dense") if e.reason == "ConflictingAutoscaler"]
+    assert warned and warned[0].type == "Warning", warned
+
+    client.CustomObjectsApi(api).delete_namespaced_custom_object(
+        "forecastscaler.io", "v1alpha1", namespace, "forecastscalers", "web"
+    )
+    eventually(lambda: replicas_of(api, namespace, "web") == 12, 120, "web-dense takes over")
+
+
 def apply_on_server(kubeconfig: str, namespace: str, body: dict[str, Any]) -> Any:
     """kubectl apply with --validate=false: the API server itself, not kubectl's client-side
     check, must accept or refuse the object."""

@@ -24,6 +24,7 @@ from forecastscaler.operator.kube import (
     SecretError,
     TargetNotFound,
 )
+from forecastscaler.operator.owners import Owner
 
 Key = tuple[str, str]
 """(namespace, name)."""
@@ -68,6 +69,8 @@ class Hpa:
 
     name: str
     target: ScaleTargetRef
+    via: str = ""
+    """"KEDA ScaledObject x" for an HPA that KEDA made."""
 
 
 class FakeKube(Kube):
@@ -97,6 +100,7 @@ class FakeKube(Kube):
         self.refuse_writes: str | None = None
         self.hpas: dict[str, list[Hpa]] = {}
         self.hpa_error: Exception | None = None
+        self.scalers: dict[str, list[Owner]] = {}
         self.secrets: dict[Key, dict[str, str]] = {}
         self.writes: list[ScaleWrite] = []
         self.status_patches: list[tuple[Key, dict[str, Any]]] = []
@@ -117,23 +121,31 @@ class FakeKube(Kube):
             raise TargetNotFound(f"{_describe(ref, namespace)} not found")
         return key
 
-    def add_hpa(self, namespace: str, name: str, target: ScaleTargetRef) -> None:
+    def add_hpa(self, namespace: str, name: str, target: ScaleTargetRef, via: str = "") -> None:
         """An HPA named `name` in `namespace`, scaling `target`."""
-        self.hpas.setdefault(namespace, []).append(Hpa(name, target))
+        self.hpas.setdefault(namespace, []).append(Hpa(name, target, via))
 
-    def autoscalers_of(self, namespace: str, ref: ScaleTargetRef) -> list[str]:
-        """The HPAs on the same kind, name and API group, as kube.py matches them."""
-        self._call("autoscalers_of")
+    def add_scaler(self, namespace: str, owner: Owner) -> None:
+        """Another ForecastScaler in `namespace` (its target in `owner.target`)."""
+        self.scalers.setdefault(namespace, []).append(owner)
+
+    def owners_in(self, namespace: str, me: str) -> list[Owner]:
+        """The HPAs and the other ForecastScalers, as kube.py lists them."""
+        self._call("owners_in")
         if self.hpa_error is not None:
             raise self.hpa_error
-        group = _group(ref.api_version)
-        return sorted(
-            h.name
+        hpas = [
+            Owner(
+                "2024-01-01T00:00:00Z",
+                h.name,
+                f"hpa-{h.name}",
+                "HorizontalPodAutoscaler",
+                (_group(h.target.api_version), h.target.kind, h.target.name),
+                h.via,
+            )
             for h in self.hpas.get(namespace, [])
-            if h.target.kind == ref.kind
-            and h.target.name == ref.name
-            and _group(h.target.api_version) == group
-        )
+        ]
+        return hpas + list(self.scalers.get(namespace, []))
 
     def get_scale(self, namespace: str, ref: ScaleTargetRef) -> Scale:
         self._call("get_scale")

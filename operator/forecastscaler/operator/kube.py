@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -24,6 +24,7 @@ from kubernetes.dynamic.exceptions import (
 )
 
 from forecastscaler.core.api import GROUP, PLURAL, VERSION, ScaleTargetRef
+from forecastscaler.operator.owners import Owner, from_hpa, from_scaler
 
 MERGE_PATCH = "application/merge-patch+json"
 
@@ -58,8 +59,9 @@ class ScaleWriteFailed(TargetError):
 
 
 class ConflictingAutoscaler(TargetError):
-    """Another autoscaler (a HorizontalPodAutoscaler) scales the same target: two owners of
-    one replica count fight, so the operator does not write it."""
+    """Another autoscaler (a HorizontalPodAutoscaler, KEDA's included, or an older
+    ForecastScaler) scales the same target: two owners of one replica count fight, so the
+    operator does not write it (owners.py)."""
 
     reason = "ConflictingAutoscaler"
 
@@ -85,11 +87,6 @@ class Scale:
 HPA_CACHE_SECONDS = 30.0
 
 
-def _group(api_version: str) -> str:
-    """The API group of "group/version" ("" for the core group's "v1")."""
-    return api_version.rpartition("/")[0]
-
-
 def _describe(ref: ScaleTargetRef, namespace: str) -> str:
     return f"{ref.kind} {namespace}/{ref.name} ({ref.api_version})"
 
@@ -103,7 +100,7 @@ class Kube:
         self._core = client.CoreV1Api(api_client)
         self._dynamic: DynamicClient | None = None
         self._lock = threading.Lock()
-        self._hpas: dict[str, tuple[float, list[tuple[str, str, str, str]]]] = {}
+        self._owners: dict[str, tuple[float, list[Owner], set[str]]] = {}
 
     def _scale_resource(self, ref: ScaleTargetRef, namespace: str) -> Any:
         with self._lock:  # discovery is lazy and not thread-safe on first use
@@ -122,32 +119,29 @@ class Kube:
             raise InvalidTarget(f"{_describe(ref, namespace)}: this kind has no scale subresource")
         return scale
 
-    def autoscalers_of(self, namespace: str, ref: ScaleTargetRef) -> list[str]:
-        """Names of the HorizontalPodAutoscalers in the namespace that scale the same target
-        (same kind, name and API group). Listed at most every HPA_CACHE_SECONDS per
-        namespace, so a hundred ForecastScalers do not list them at every sync."""
+    def owners_in(self, namespace: str, me: str) -> list[Owner]:
+        """The autoscalers in the namespace: its HorizontalPodAutoscalers and ForecastScalers.
+        Listed at most every HPA_CACHE_SECONDS per namespace, so a hundred ForecastScalers do
+        not list them at every sync, and afresh whenever the ForecastScaler `me` (a uid) is not
+        in the cached list yet: a new one sees every older one at its first sync."""
         now = time.monotonic()
         with self._lock:
-            cached = self._hpas.get(namespace)
-        if cached is None or now - cached[0] > HPA_CACHE_SECONDS:
+            cached = self._owners.get(namespace)
+        if cached is None or now - cached[0] > HPA_CACHE_SECONDS or me not in cached[2]:
             hpas = client.AutoscalingV1Api(
                 self.api_client
             ).list_namespaced_horizontal_pod_autoscaler(namespace)
-            targets: list[tuple[str, str, str, str]] = []
-            for h in hpas.items:
-                ref_ = h.spec.scale_target_ref
-                name = str(h.metadata.name) if h.metadata is not None else ""
-                targets.append((name, ref_.kind, ref_.name, _group(ref_.api_version or "")))
-            cached = (now, targets)
+            listed = [from_hpa(self.api_client.sanitize_for_serialization(h)) for h in hpas.items]
+            scalers = cast(
+                "dict[str, Any]",
+                self._custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL),
+            )
+            found = [from_scaler(o) for o in scalers.get("items") or []]
+            listed += [o for o in found if o is not None]
+            cached = (now, listed, {o.uid for o in listed if o.kind == "ForecastScaler"})
             with self._lock:
-                self._hpas[namespace] = cached
-        listed = cached[1]
-        group = _group(ref.api_version)
-        return sorted(
-            name
-            for name, kind, target, g in listed
-            if kind == ref.kind and target == ref.name and g == group
-        )
+                self._owners[namespace] = cached
+        return cached[1]
 
     def get_scale(self, namespace: str, ref: ScaleTargetRef) -> Scale:
         resource = self._scale_resource(ref, namespace)

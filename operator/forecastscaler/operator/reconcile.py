@@ -34,6 +34,7 @@ from forecastscaler.core.sync import LogLine, Problem, Sync, SyncState
 from forecastscaler.operator.forecasting import first_fit, model_work, observe_detector
 from forecastscaler.operator.kube import ConflictingAutoscaler, Kube, SecretError, TargetError
 from forecastscaler.operator.metrics import Metrics
+from forecastscaler.operator.owners import Owner, conflict_message, rivals
 from forecastscaler.operator.prometheus import Endpoint, MetricError, PrometheusSource
 from forecastscaler.operator.settings import OperatorConfig
 
@@ -96,6 +97,15 @@ class Services:
         return self._sources[endpoint]
 
 
+def _me(meta: Mapping[str, Any]) -> Owner:
+    """This ForecastScaler as an Owner even while it is being deleted."""
+    return Owner(
+        str(meta.get("creationTimestamp") or ""),
+        str(meta.get("name") or ""),
+        str(meta.get("uid") or ""),
+    )
+
+
 def _problem(exc: Exception, fallback: type[Exception], what: str) -> Problem:
     """An exception as the step's Problem; one of no known kind is `fallback`'s reason."""
     reason = getattr(exc, "reason", None)
@@ -133,7 +143,7 @@ class Reconciler:
 
         started = time.perf_counter()
         sync = Sync(spec, state, now)
-        await self._read_target(sync, namespace, logger)
+        await self._read_target(sync, namespace, _me(meta), logger)
         sync.resume(body.get("status"))
         await self._read_metric(sync, namespace)
         if not await self._warm_up(sync, state):
@@ -177,7 +187,7 @@ class Reconciler:
 
     # ------------------------------------------------------------------------------ reading
 
-    async def _read_target(self, sync: Sync, namespace: str, logger: AnyLogger) -> None:
+    async def _read_target(self, sync: Sync, namespace: str, me: Owner, logger: AnyLogger) -> None:
         ref = sync.spec.scale_target_ref
         try:
             scale = await self._kube(self.s.kube.get_scale, namespace, ref)
@@ -185,23 +195,16 @@ class Reconciler:
             sync.target(None, _problem(exc, TargetError, "cannot read the target's scale"))
             return
         sync.target(scale.replicas)
-        # A HorizontalPodAutoscaler on the same target would fight over its replicas: the
-        # operator then decides and reports but does not write (like DryRun), and says why.
+        # Another autoscaler on the same target would fight over its replicas: the operator
+        # then decides and reports but does not write (like DryRun), and says why.
         try:
-            hpas = await self._kube(self.s.kube.autoscalers_of, namespace, ref)
-        except Exception as exc:  # cannot list HPAs (RBAC, API): scaling is not blocked on it
-            logger.debug("cannot list HorizontalPodAutoscalers in %s: %s", namespace, exc)
+            owners = await self._kube(self.s.kube.owners_in, namespace, me.uid)
+        except Exception as exc:  # cannot list them (RBAC, API): scaling is not blocked on it
+            logger.debug("cannot list the autoscalers in %s: %s", namespace, exc)
             return
-        if hpas:
-            sync.conflict(
-                Problem(
-                    CONFLICT,
-                    f"HorizontalPodAutoscaler {', '.join(hpas)} also scales {ref.kind} "
-                    f"{ref.name}: two autoscalers on one target undo each other's changes, so "
-                    "this one does not write the scale; delete the HPA, or set mode: DryRun to "
-                    "compare the two",
-                )
-            )
+        found = rivals(me, ref, owners)
+        if found:
+            sync.conflict(Problem(CONFLICT, conflict_message(ref, found)))
 
     async def _endpoint(self, spec: ForecastScalerSpec, namespace: str) -> Endpoint:
         prom = spec.metric.prometheus
