@@ -303,13 +303,12 @@ def test_a_second_forecastscaler_on_the_same_target_never_writes(
     able = eventually(blocked, 60, "web-dense AbleToScale=False ConflictingAutoscaler")
     assert able["status"] == "False", able
     assert "older ForecastScaler web also scales Deployment web" in able["message"], able
-    eventually(
-        lambda: (
-            (scaler(api, namespace, "web-dense").get("status") or {}).get("desiredReplicas") == 12
-        ),
-        60,
-        "web-dense decided 12 (450 / 40), not written",
-    )
+
+    def decided() -> Any:
+        return (scaler(api, namespace, "web-dense").get("status") or {}).get("desiredReplicas")
+
+    # 450 / 40 needs 12 (the scale-up rate limit from 5 may hold the decision at 10)
+    eventually(lambda: (decided() or 0) >= 10, 60, "web-dense decided 10-12, not written")
     seen = set()
     for _ in range(8):  # several syncs of both
         seen.add(replicas_of(api, namespace, "web"))
