@@ -37,8 +37,8 @@ from forecastscaler.evaluation.backtest import (
     BacktestResult,
     backtest,
     ensemble_members,
-    mae,
 )
+from forecastscaler.evaluation.scores import mae
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "traces"
 STEPS = 5

@@ -19,18 +19,13 @@ from forecastscaler.evaluation.backtest import (
     METRIC_COLUMNS,
     BacktestError,
     ModelFactory,
-    add_backtest_arguments,
     backtest,
-    coverage,
     default_models,
-    interval_coverage,
-    mae,
     make_schedule,
-    pinball,
-    run_backtest,
-    smape,
 )
 from forecastscaler.evaluation.backtest_buckets import BUCKET_COLUMNS, bucket_figures
+from forecastscaler.evaluation.backtest_cli import add_backtest_arguments, run_backtest
+from forecastscaler.evaluation.scores import coverage, interval_coverage, mae, pinball, smape
 from forecastscaler.models import selection
 from forecastscaler.models.base import (
     DEFAULT_QUANTILES,

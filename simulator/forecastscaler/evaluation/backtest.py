@@ -41,14 +41,10 @@ timestamps do not start right after the origin counts as a failure, not as a for
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -57,8 +53,16 @@ import pandas as pd
 
 from forecastscaler.core.api import default_history, format_duration, parse_duration
 from forecastscaler.core.model import INTERVAL
-from forecastscaler.core.traces import Trace, TraceError, load_trace, parse_warmup
+from forecastscaler.core.traces import Trace, parse_warmup
 from forecastscaler.evaluation.backtest_buckets import BUCKET_COLUMNS, bucket_figures
+from forecastscaler.evaluation.scores import (
+    coverage,
+    finite_mask,
+    interval_coverage,
+    mae,
+    pinball,
+    smape,
+)
 from forecastscaler.models import selection
 from forecastscaler.models.base import FloatArray, Forecaster
 from forecastscaler.models.history import regularize
@@ -100,57 +104,6 @@ METRIC_COLUMNS = (
 
 class BacktestError(ValueError):
     """The backtest cannot run as asked (trace too short, unknown model, bad option)."""
-
-
-# ----------------------------------------------------------------------------- the metrics
-
-
-def _mask(actual: FloatArray, *forecasts: FloatArray) -> BoolArray:
-    ok = np.isfinite(actual)
-    for f in forecasts:
-        ok &= np.isfinite(f)
-    return ok
-
-
-def mae(actual: FloatArray, point: FloatArray) -> float:
-    """Mean absolute error over the points with an actual and a forecast (NaN if none)."""
-    ok = _mask(actual, point)
-    return float(np.mean(np.abs(actual[ok] - point[ok]))) if ok.any() else math.nan
-
-
-def smape(actual: FloatArray, point: FloatArray) -> float:
-    """Symmetric MAPE in percent (0 to 200); a point where both are 0 is a perfect 0."""
-    ok = _mask(actual, point)
-    if not ok.any():
-        return math.nan
-    a, p = actual[ok], point[ok]
-    scale = np.abs(a) + np.abs(p)
-    ratio = np.divide(2 * np.abs(a - p), scale, out=np.zeros_like(a), where=scale > 0)
-    return float(100 * np.mean(ratio))
-
-
-def pinball(actual: FloatArray, value: FloatArray, q: float) -> float:
-    """Mean pinball (quantile) loss of forecasts of quantile q: q * under + (1 - q) * over."""
-    ok = _mask(actual, value)
-    if not ok.any():
-        return math.nan
-    diff = actual[ok] - value[ok]
-    return float(np.mean(np.maximum(q * diff, (q - 1) * diff)))
-
-
-def coverage(actual: FloatArray, upper: FloatArray) -> float:
-    """Share of actuals at or below the forecast (a quantile forecast's coverage)."""
-    ok = _mask(actual, upper)
-    return float(np.mean(actual[ok] <= upper[ok])) if ok.any() else math.nan
-
-
-def interval_coverage(actual: FloatArray, lower: FloatArray, upper: FloatArray) -> float:
-    """Share of actuals inside [lower, upper]."""
-    ok = _mask(actual, lower, upper)
-    if not ok.any():
-        return math.nan
-    a = actual[ok]
-    return float(np.mean((a >= lower[ok]) & (a <= upper[ok])))
 
 
 # ------------------------------------------------------------------------- the schedule
@@ -332,8 +285,8 @@ def _run_model(
 
 
 def _figures(run: _Run, actual: FloatArray, naive: FloatArray, quantile: float) -> dict[str, Any]:
-    has = _mask(run.point, run.value, run.lower, run.upper)
-    scored = has & _mask(actual, naive)
+    has = finite_mask(run.point, run.value, run.lower, run.upper)
+    scored = has & finite_mask(actual, naive)
     a = np.where(scored, actual, np.nan)
     model_mae = mae(a, run.point)
     naive_mae = mae(a, naive)
@@ -661,7 +614,7 @@ def backtest(
         rows[model_name].update(
             bucket_figures(target_times, actual, run.value, step.total_seconds())
         )
-        has = _mask(run.point, run.value, run.lower, run.upper)
+        has = finite_mask(run.point, run.value, run.lower, run.upper)
         frames.append(
             pd.DataFrame(
                 {
@@ -696,97 +649,3 @@ def backtest(
         max_refits=max_refits,
     )
     return BacktestResult(protocol, metrics, pd.concat(frames, ignore_index=True), warnings)
-
-
-# ---------------------------------------------------------------------- the command line
-
-
-def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--trace", required=True, help="CSV: timestamp and value columns")
-    parser.add_argument("--column", default="value", help="value column (default: value)")
-    ahead = parser.add_mutually_exclusive_group()
-    ahead.add_argument("--horizon", help=f"how far ahead, a duration (default {DEFAULT_HORIZON})")
-    ahead.add_argument("--steps", type=int, help="how far ahead, in trace steps")
-    parser.add_argument(
-        "--models",
-        help="comma-separated model names (default: every registered member and ensemble)",
-    )
-    parser.add_argument(
-        "--history",
-        help="window each fit sees (default 7d, or 720 steps when longer, as the simulator)",
-    )
-    parser.add_argument(
-        "--retrain", default=DEFAULT_RETRAIN, help="trace time between refits (default 1h)"
-    )
-    parser.add_argument(
-        "--max-refits",
-        type=int,
-        default=DEFAULT_MAX_REFITS,
-        help=f"lengthen the retrain period to stay within this (default {DEFAULT_MAX_REFITS})",
-    )
-    parser.add_argument(
-        "--warmup", default="50%", help="share of the trace before the first origin (50%%)"
-    )
-    parser.add_argument(
-        "--max-origins",
-        type=int,
-        default=DEFAULT_MAX_ORIGINS,
-        help=f"stride the origins down to this many (default {DEFAULT_MAX_ORIGINS})",
-    )
-    parser.add_argument(
-        "--quantile",
-        type=float,
-        default=DEFAULT_QUANTILE,
-        help="quantile to score by pinball loss and coverage (default 0.9)",
-    )
-    parser.add_argument("--json", help="write every figure to this JSON file")
-    parser.add_argument("--no-progress", action="store_true", help="never show a progress bar")
-
-
-def _progress_bar(enabled: bool) -> tuple[Callable[[int, int], None] | None, Callable[[], None]]:
-    if not enabled or not sys.stderr.isatty():
-        return None, lambda: None
-    from tqdm import tqdm  # type: ignore[import-untyped]
-
-    bar = tqdm(desc="backtest", unit="forecast", delay=2.0, leave=False, file=sys.stderr)
-
-    def on_progress(done: int, total: int) -> None:
-        if done % 100 == 0 or done == total:
-            bar.total = total
-            bar.update(done - bar.n)
-
-    return on_progress, bar.close
-
-
-def run_backtest(args: argparse.Namespace) -> int:
-    started = time.perf_counter()
-    on_progress, close = _progress_bar(not args.no_progress)
-    try:
-        trace = load_trace(args.trace, column=args.column)
-        steps = (
-            args.steps
-            if args.steps is not None
-            else horizon_to_steps(args.horizon or DEFAULT_HORIZON, trace.step)
-        )
-        result = backtest(
-            trace,
-            args.models.split(",") if args.models else None,
-            steps,
-            history=args.history,
-            retrain=args.retrain,
-            max_refits=args.max_refits,
-            warmup=args.warmup,
-            max_origins=args.max_origins,
-            quantile=args.quantile,
-            progress=on_progress,
-        )
-    except (TraceError, ValueError) as exc:  # BacktestError is a ValueError
-        print(f"forecastscaler backtest: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        close()
-    print(result.table())
-    print(f"(backtested in {time.perf_counter() - started:.1f}s)")
-    if args.json:
-        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
-    return 0

@@ -7,7 +7,7 @@ import argparse
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `backtest`, `detect` and `nab` to the `forecastscaler` command."""
-    from forecastscaler.evaluation.backtest import add_backtest_arguments
+    from forecastscaler.evaluation.backtest_cli import add_backtest_arguments
 
     backtest = subparsers.add_parser(
         "backtest",
@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _backtest(args: argparse.Namespace) -> int:
-    from forecastscaler.evaluation.backtest import run_backtest
+    from forecastscaler.evaluation.backtest_cli import run_backtest
 
     return run_backtest(args)
 
