@@ -780,6 +780,10 @@ def random_scenario(draw: Draw) -> tuple[ForecastScalerSpec, Observation]:
         ]
         return rules
 
+    target = draw.pick([0.5, 1.0, 7.0, 100.0])
+    metric: dict[str, Any] = {"query": "q", "targetPerReplica": target}
+    if draw.pick([True, False]):  # the forecast path provisions at capacity while trusted
+        metric["capacityPerReplica"] = target * draw.pick([1.0, 1.25, 2.0])
     behavior: dict[str, Any] = {"tolerance": draw.pick([0.0, 0.05, 0.1, 0.5])}
     for key in ("scaleUp", "scaleDown"):
         r = maybe_rules()
@@ -789,7 +793,7 @@ def random_scenario(draw: Draw) -> tuple[ForecastScalerSpec, Observation]:
         {
             "minReplicas": lo,
             "maxReplicas": hi,
-            "metric": {"query": "q", "targetPerReplica": draw.pick([0.5, 1.0, 7.0, 100.0])},
+            "metric": metric,
             "behavior": behavior,
             "forecast": {
                 "horizon": draw.pick(["5m", "10m"]),
@@ -874,10 +878,9 @@ def check_invariants(spec: ForecastScalerSpec, obs: Observation) -> None:
         # A scale-down keeps what the trusted forecast needs until new replicas could be ready.
         horizon = parse_duration(spec.forecast.horizon)
         path = obs.forecast
+        per = spec.metric.capacity_per_replica or spec.metric.target_per_replica
         needs = [
-            replicas_for_average_value(
-                v, spec.metric.target_per_replica, cur, spec.behavior.tolerance
-            )
+            replicas_for_average_value(v, per, cur, spec.behavior.tolerance)
             for t, v in zip(path.times, path.value, strict=True)
             if obs.now < t <= obs.now + horizon and math.isfinite(v) and v >= 0
         ]
