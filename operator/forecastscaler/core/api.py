@@ -24,14 +24,14 @@ PLURAL = "forecastscalers"
 SINGULAR = "forecastscaler"
 SHORT_NAMES = ("fsc",)
 
-_DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d|w))+$"
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d|w))+$"
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d|w)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 
 Duration = Annotated[
     str,
     Field(
-        pattern=_DURATION_PATTERN,
+        pattern=DURATION_PATTERN,
         json_schema_extra={"example": "5m"},
     ),
 ]
@@ -41,7 +41,7 @@ Duration = Annotated[
 def parse_duration(value: str) -> float:
     """Seconds in a Prometheus-style duration such as `90s`, `5m`, `1h30m` or `7d` (each
     distinct string is parsed once: specs' durations are read on every sync)."""
-    if not re.fullmatch(_DURATION_PATTERN, value):
+    if not re.fullmatch(DURATION_PATTERN, value):
         raise ValueError(f"invalid duration {value!r}: use a number and a unit (ms, s, m, h, d, w)")
     return sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(value))
 
@@ -459,7 +459,7 @@ class ForecastScalerSpec(ApiModel):
         step = forecast.get("step", "1m")
         startup, horizon = forecast.get("startup"), forecast.get("horizon")
         durations = (interval, step, *(d for d in (startup, horizon) if d is not None))
-        if not all(isinstance(d, str) and re.fullmatch(_DURATION_PATTERN, d) for d in durations):
+        if not all(isinstance(d, str) and re.fullmatch(DURATION_PATTERN, d) for d in durations):
             return data
         if startup is None:
             startup = format_duration(derived_startup(horizon, interval, step))

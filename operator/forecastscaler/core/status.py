@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from forecastscaler.core import conditions as cond
-from forecastscaler.core.api import ForecastScalerSpec, format_duration
+from forecastscaler.core.api import DURATION_PATTERN, ForecastScalerSpec, format_duration
 from forecastscaler.core.api_status import Condition
 from forecastscaler.core.decision import Decision
 from forecastscaler.core.memory import memory_status
@@ -55,12 +55,27 @@ def sig(x: float | None, digits: int = 4) -> float | None:
 
 
 def validation_message(exc: ValidationError) -> str:
-    """A pydantic error as `spec.field: problem; ...`, for Ready=False InvalidSpec."""
+    """A pydantic error as `spec.field: problem; ...`, for Ready=False InvalidSpec, in the
+    words of the check that failed: no library prefix ("Value error, ...") and no regular
+    expression for a duration that does not parse."""
     parts = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "spec"
-        parts.append(f"spec.{where}: {err['msg']}" if where != "spec" else err["msg"])
+        msg = _problem_text(err)
+        parts.append(f"spec.{where}: {msg}" if where != "spec" else msg)
     return "; ".join(parts)
+
+
+def _problem_text(err: Mapping[str, Any]) -> str:
+    ctx = err.get("ctx") or {}
+    if err["type"] == "value_error" and "error" in ctx:
+        return str(ctx["error"])
+    if err["type"] == "string_pattern_mismatch" and ctx.get("pattern") == DURATION_PATTERN:
+        return (
+            f"invalid duration {err.get('input')!r}: use a number and a unit "
+            "(ms, s, m, h, d, w), e.g. 30s, 5m or 1h30m"
+        )
+    return str(err["msg"])
 
 
 def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
