@@ -42,6 +42,16 @@ MESSAGES: dict[str, tuple[dict[str, Any], str]] = {
         {"metric": {"query": "q", "targetPerReplica": -1}},
         "spec.metric.targetPerReplica: Input should be greater than 0",
     ),
+    "prometheus-address-of-another-scheme": (
+        {"metric": {"query": "q", "targetPerReplica": 10, "prometheus": {"address": "ftp://x"}}},
+        "spec.metric.prometheus.address: 'ftp://x' is not an http:// or https:// URL with a "
+        "host, for example http://prometheus-operated.monitoring:9090",
+    ),
+    "prometheus-address-without-scheme": (
+        {"metric": {"query": "q", "targetPerReplica": 10, "prometheus": {"address": "prom:9090"}}},
+        "spec.metric.prometheus.address: 'prom:9090' is not an http:// or https:// URL with "
+        "a host, for example http://prometheus-operated.monitoring:9090",
+    ),
     "quantile-above-0.999": (
         {"forecast": {"quantile": 1.5}},
         "spec.forecast.quantile: Input should be less than or equal to 0.999",

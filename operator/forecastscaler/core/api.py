@@ -11,8 +11,9 @@ from __future__ import annotations
 import functools
 import re
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from forecastscaler.core.api_model import ApiModel
 from forecastscaler.core.api_status import ForecastScalerStatus
@@ -100,6 +101,20 @@ class PrometheusSpec(ApiModel):
         alias="insecureSkipTLSVerify",
         description="Skip TLS certificate verification (for testing only).",
     )
+
+    @field_validator("address")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        """The Prometheus HTTP API speaks http or https; anything else fails at every query,
+        so it is refused at once, with the fix."""
+        if value is None or (
+            urlsplit(value).scheme in ("http", "https") and urlsplit(value).netloc
+        ):
+            return value
+        raise ValueError(
+            f"{value!r} is not an http:// or https:// URL with a "
+            "host, for example http://prometheus-operated.monitoring:9090"
+        )
 
 
 class MetricSpec(ApiModel):
