@@ -58,54 +58,25 @@ from numpy.lib.stride_tricks import sliding_window_view
 from sklearn.ensemble import IsolationForest
 
 from forecastscaler.models.base import FloatArray
+from forecastscaler.models.detector_stats import (
+    RANGE_FLOOR,
+    TINY,
+    TailModel,
+    combine,
+    tail_model,
+    window_stat,
+)
 from forecastscaler.models.naive import calendar_periods
 from forecastscaler.models.season import find_season
 
 BoolArray = npt.NDArray[np.bool_]
 
-MAD_TO_SIGMA = 1.4826
 SEASONS_BACK = 3  # the seasonal expectation is the median of up to this many past seasons
 SEASON_GAIN = 0.9  # a season is used when it cuts the median absolute residual by 10 %
 MIN_FIT_ROWS = 32  # fewer usable rows: no forest (the residual scores alone)
-RANGE_FLOOR = 0.02  # no scale below 2 % of the range: flat and spiky series stay finite
-REGIME_QUANTILE = 0.8
-TINY = 1e-300
 DEFAULT_THRESHOLD = 0.9  # p = 3e-5 at the default 5 decades
 
 _BUFFERS = ("values_", "missing_", "stamps_", "expected_", "upper_", "surprise_", "scores_")
-
-
-@dataclass(frozen=True)
-class _TailModel:
-    """Upper tail of a raw score's past: empirical up to `u`, exponential beyond it."""
-
-    sorted_: FloatArray
-    u: float
-    mean_excess: float
-    q: float
-
-    def p(self, raw: FloatArray) -> FloatArray:
-        """P(past raw score >= raw), with the exponential tail beyond `u`."""
-        n = len(self.sorted_)
-        if n == 0:
-            return np.ones(len(raw))
-        above = n - np.searchsorted(self.sorted_, raw, side="left")
-        empirical = (above + 1.0) / (n + 1.0)
-        tail = (1.0 - self.q) * np.exp(-np.maximum(raw - self.u, 0.0) / self.mean_excess)
-        p = np.where(raw > self.u, tail, empirical)
-        return np.asarray(np.where(np.isfinite(raw), p, 1.0), dtype=np.float64)
-
-
-def _tail_model(history: FloatArray, q: float) -> _TailModel:
-    h = np.sort(history[np.isfinite(history)])
-    if len(h) == 0:
-        return _TailModel(h, math.inf, 1.0, q)
-    u = float(np.quantile(h, q))
-    excess = h[h > u] - u
-    spread = float(np.quantile(h, 0.75) - np.quantile(h, 0.25))
-    mean_excess = float(excess.mean()) if len(excess) else 0.0
-    mean_excess = max(mean_excess, 0.1 * spread, 1e-6 * max(1.0, abs(u)), 1e-12)
-    return _TailModel(h, u, mean_excess, q)
 
 
 @dataclass(frozen=True)
@@ -115,8 +86,8 @@ class _Fit:
     at: int
     season: int | None  # the season of the expectation, None for the rolling level
     forest: tuple[IsolationForest, IsolationForest] | None
-    tail_if: _TailModel
-    tail_res: tuple[_TailModel, ...]  # per residual column
+    tail_if: TailModel
+    tail_res: tuple[TailModel, ...]  # per residual column
     center: float  # median of the training window's values
     spread: float  # and their interquartile range
     floor: float  # RANGE_FLOOR of their range: the smallest scale
@@ -353,7 +324,7 @@ class StreamingDetector:
                 fit.forest[0].score_samples(feats) + fit.forest[1].score_samples(feats)
             )
             ps.append(fit.tail_if.p(raw_if))
-        p = _combine(ps)
+        p = combine(ps)
         surprise = np.clip(np.log10(1.0 / np.maximum(p, TINY)) / self.decades, 0.0, 1.0)
         surprise[self._at("missing_", lo, hi)] = 0.0
         self._at("surprise_", lo, hi)[:] = surprise
@@ -397,7 +368,7 @@ class StreamingDetector:
         else:
             center, floor, spread = 0.0, 0.0, 0.0
         spread = max(spread, floor, 1e-9)
-        no_tail = _tail_model(np.zeros(0), self.tail_quantile)
+        no_tail = tail_model(np.zeros(0), self.tail_quantile)
         fit = _Fit(t, season, None, no_tail, (), center, spread, floor)
         forest = None
         tail_if = no_tail
@@ -422,9 +393,9 @@ class StreamingDetector:
             # Calibrated on every present row, flagged too: how often such scores occur in this
             # series, anomalies included, is what a tail probability means.
             raw_if = raw[present]
-            tail_if = _tail_model(raw_if, self.tail_quantile)
+            tail_if = tail_model(raw_if, self.tail_quantile)
         res = self._residual(first, t, fit)[present]
-        tails = tuple(_tail_model(res[:, c], self.tail_quantile) for c in range(res.shape[1]))
+        tails = tuple(tail_model(res[:, c], self.tail_quantile) for c in range(res.shape[1]))
         self.fit_ = _Fit(t, season, forest, tail_if, tails, center, spread, floor)
 
     def _choose_season(self, lo: int, first: int, t: int, keep: BoolArray) -> int | None:
@@ -471,7 +442,7 @@ class StreamingDetector:
         """For each step t in [lo, hi): `how` over the `width` values before t (ending at t
         when `include`)."""
         base = max(self.offset_, lo - width - 1)
-        return _window_stat(self._at("values_", base, hi), lo - base, width, how, include=include)
+        return window_stat(self._at("values_", base, hi), lo - base, width, how, include=include)
 
     def _seasonal_expected(self, lo: int, hi: int, season: int) -> FloatArray:
         """Median of the same time in the last (up to SEASONS_BACK) seasons; NaN without any."""
@@ -514,14 +485,14 @@ class StreamingDetector:
         prev = self._rolling(lo, hi, 1, "median")
         dscale = np.maximum(self._rolling(lo, hi, self.level_window, "absdiff"), floor[k:])
         local = self._rolling(lo, hi, self.window, "absdiff", include=True)
-        short = _window_stat(x, k, self.window, "median", include=True)
+        short = window_stat(x, k, self.window, "median", include=True)
         cols = [
             z[k:],
-            _window_stat(z, k, self.window, "median", include=True),
+            window_stat(z, k, self.window, "median", include=True),
             (xk - prev) / dscale,
             np.log((local + floor[k:]) / dscale),
-            _window_stat(np.abs(z), k, m, "q80", include=True),
-            _window_stat(z, k, m, "median", include=True),
+            window_stat(np.abs(z), k, m, "q80", include=True),
+            window_stat(z, k, m, "median", include=True),
             (xk - fit.center) / fit.spread,
             (short - fit.center) / fit.spread,
         ]
@@ -537,7 +508,7 @@ class StreamingDetector:
         base = max(self.offset_, zlo - self.level_window)
         x = self._at("values_", base, hi)
         signed = x - self._expected(base, hi, fit.season)
-        scale = _window_stat(np.abs(signed), zlo - base, self.level_window, "rscale", include=False)
+        scale = window_stat(np.abs(signed), zlo - base, self.level_window, "rscale", include=False)
         xz = x[zlo - base :]
         scale = np.maximum(scale, np.maximum(1e-9 * np.maximum(1.0, np.abs(xz)), fit.floor))
         z = signed[zlo - base :] / scale
@@ -549,80 +520,8 @@ class StreamingDetector:
             width = np.maximum((given_upper - given) / z_q, 1e-9 * np.maximum(1.0, np.abs(given)))
             z = np.where(has, (xz - given) / width, z)
         k = lo - zlo
-        sustained = np.abs(_window_stat(z, k, self.window, "median", include=True))
+        sustained = np.abs(window_stat(z, k, self.window, "median", include=True))
         return np.column_stack((np.abs(z[k:]), sustained))
-
-
-def _combine(ps: list[FloatArray]) -> FloatArray:
-    """Fisher's method: P(chi-square(2k) >= -2 sum log p) for k tail probabilities. It takes
-    the parts as independent; they are not (all read the same deviation), so the combined p
-    overstates how rare a step is. That is what the score's scale means, not a calibrated
-    probability (Brown's correction, per series or fixed, ranked NAB's anomalies worse)."""
-    x = -2.0 * np.log(np.maximum(np.vstack(ps), TINY)).sum(axis=0)
-    return _chi2_sf(x, 2 * len(ps))
-
-
-_ERFC = np.frompyfunc(math.erfc, 1, 1)
-
-
-def _chi2_sf(x: FloatArray, dof: int) -> FloatArray:
-    """P(chi-square(dof) >= x): the regularised upper incomplete gamma Q(dof/2, x/2), by its
-    recurrence Q(a + 1, y) = Q(a, y) + y^a e^-y / Gamma(a + 1) from Q(1/2) or Q(1)."""
-    y = np.maximum(x, 0.0) / 2.0
-    if dof % 2:
-        a = 0.5
-        q = np.asarray(_ERFC(np.sqrt(y)), dtype=np.float64)
-    else:
-        a = 1.0
-        q = np.exp(-y)
-    while a < dof / 2.0:
-        with np.errstate(divide="ignore", invalid="ignore", under="ignore"):
-            term = np.exp(a * np.log(y) - y - math.lgamma(a + 1.0))
-        q = q + np.where(y > 0.0, term, 0.0)
-        a += 1.0
-    return np.asarray(np.clip(q, 0.0, 1.0), dtype=np.float64)
-
-
-def _window_stat(a: FloatArray, first: int, width: int, how: str, *, include: bool) -> FloatArray:
-    """For each i in [first, len(a)): `how` over a[i - width : i] (a[i - width + 1 : i + 1] when
-    `include`), over fewer values near the start of `a`, and a[0] where there are none."""
-    shift = 1 if include else 0
-    n = len(a) - first
-    if n <= 0:
-        return np.zeros(0)
-    out = np.empty(n)
-    short = min(n, max(0, width - shift - first))  # rows whose window starts before a[0]
-    for j in range(short):
-        i = first + j
-        seg = a[max(0, i - width + shift) : i + shift]
-        out[j] = float(_reduce_rows(seg[None, :], how)[0]) if len(seg) else a[0]
-    if short < n:
-        i0 = first + short
-        view = sliding_window_view(a[i0 - width + shift : len(a) - 1 + shift], width)
-        out[short:] = _reduce_rows(view, how)
-    return out
-
-
-def _reduce_rows(view: FloatArray, how: str) -> FloatArray:
-    """Row-wise statistic. Order statistics only: a row's result is exactly the same whatever
-    else is in the array, which is what makes blocks and single steps agree."""
-    if how == "median":
-        out = np.median(view, axis=1)
-    elif how == "q80":
-        out = np.quantile(view, REGIME_QUANTILE, axis=1)
-    elif how == "scale":  # MAD as a standard deviation, at least RANGE_FLOOR of the range
-        med = np.median(view, axis=1)
-        mad = MAD_TO_SIGMA * np.median(np.abs(view - med[:, None]), axis=1)
-        out = np.maximum(mad, RANGE_FLOOR * np.ptp(view, axis=1))
-    elif how == "rscale":  # the same for absolute residuals (centred on 0)
-        out = np.maximum(MAD_TO_SIGMA * np.median(view, axis=1), RANGE_FLOOR * view.max(axis=1))
-    elif how == "absdiff":
-        if view.shape[1] < 2:
-            return np.zeros(view.shape[0])
-        out = np.median(np.abs(np.diff(view, axis=1)), axis=1)
-    else:
-        raise ValueError(f"unknown statistic {how!r}")
-    return np.asarray(out, dtype=np.float64)
 
 
 __all__ = ["DEFAULT_THRESHOLD", "StreamingDetector"]
